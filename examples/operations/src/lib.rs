@@ -1,0 +1,17 @@
+//! An operations service as the teams behind groundtruth write theirs:
+//! a repository behind a trait, a metrics collector, and an orphan detector
+//! that holds the operations service. Its factories carry `#[wired]`.
+
+pub mod detector;
+pub mod metrics;
+pub mod model;
+pub mod repository;
+pub mod service;
+pub mod settings;
+
+pub use detector::{OrphanDetector, get_orphan_detector};
+pub use metrics::Metrics;
+pub use model::{NewOperation, Operation, OperationId, OperationStatus};
+pub use repository::{InMemoryRepository, OperationsRepository, RepositoryError};
+pub use service::{OperationsService, ServiceError, Services, build_services, get_operations_service};
+pub use settings::Settings;

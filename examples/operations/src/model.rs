@@ -1,0 +1,51 @@
+//! Operations: long-running jobs (training, backtests) and their states.
+
+use std::fmt;
+
+/// Identifier of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OperationId(pub u64);
+
+impl fmt::Display for OperationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "op-{}", self.0)
+    }
+}
+
+/// Where an operation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationStatus {
+    Pending,
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+/// What a caller asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOperation {
+    pub kind: String,
+    pub symbol: String,
+}
+
+impl NewOperation {
+    /// A training run on `symbol`.
+    pub fn training(symbol: &str) -> Self {
+        Self {
+            kind: "training".to_owned(),
+            symbol: symbol.to_owned(),
+        }
+    }
+}
+
+/// A stored operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub id: OperationId,
+    pub kind: String,
+    pub symbol: String,
+    pub status: OperationStatus,
+    /// Seconds since the worker last reported progress.
+    pub idle_seconds: u64,
+}

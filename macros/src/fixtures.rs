@@ -1,0 +1,73 @@
+//! A test's (or factory's) parameters, built as fixtures by type.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, Signature, Type};
+
+use crate::ctxt::Ctxt;
+
+/// The parameters of a function, resolved as fixtures.
+pub struct Fixtures {
+    types: Vec<Type>,
+}
+
+impl Fixtures {
+    /// Reads the parameters, recording an error for each one that cannot be
+    /// a fixture (`self`, references, `impl Trait`).
+    pub fn from_signature(cx: &Ctxt, signature: &Signature, what: &str) -> Self {
+        let mut types = Vec::new();
+        for input in &signature.inputs {
+            match input {
+                FnArg::Receiver(receiver) => cx.error_spanned_by(
+                    receiver,
+                    format!(
+                        "#[{what}] cannot call a method that takes `self`; put it on a free function (a factory outside the `impl` block)"
+                    ),
+                ),
+                FnArg::Typed(typed) => match &*typed.ty {
+                    Type::Reference(reference) => cx.error_spanned_by(
+                        reference,
+                        "fixtures are passed by value: take the type itself (a `PgPool` is cheap to clone)",
+                    ),
+                    Type::ImplTrait(bound) => cx.error_spanned_by(
+                        bound,
+                        format!("#[{what}] cannot build an `impl Trait` parameter: name the concrete fixture type"),
+                    ),
+                    ty => types.push(ty.clone()),
+                },
+            }
+        }
+        Self { types }
+    }
+
+    /// Statements that build each fixture into `__groundtruth_arg{i}`.
+    pub fn setup(&self) -> TokenStream {
+        let statements = self.types.iter().enumerate().map(|(index, ty)| {
+            let arg = Self::arg(index);
+            quote_spanned! {ty.span()=>
+                let #arg = __groundtruth_ctx.fixture::<#ty>().await?;
+            }
+        });
+        quote! { #(#statements)* }
+    }
+
+    /// The arguments, in order, for the call.
+    pub fn args(&self) -> TokenStream {
+        let args = (0..self.types.len()).map(Self::arg);
+        quote! { #(#args),* }
+    }
+
+    /// A const expression of the infrastructure the fixtures need.
+    pub fn needs(&self) -> TokenStream {
+        let types = &self.types;
+        quote! {
+            ::groundtruth::__private::Needs::NONE
+                #(.union(<#types as ::groundtruth::__private::Fixture>::NEEDS))*
+        }
+    }
+
+    fn arg(index: usize) -> Ident {
+        format_ident!("__groundtruth_arg{}", index)
+    }
+}

@@ -1,0 +1,40 @@
+//! Attribute macros of groundtruth. Each entry point only parses and
+//! dispatches; one module per attribute does parse → check → expand.
+//!
+//! Use them through the `groundtruth` crate, never directly.
+
+mod ctxt;
+mod fixtures;
+mod options;
+mod register;
+mod similar;
+mod symbol;
+mod test_attr;
+mod wired;
+
+use proc_macro::TokenStream;
+
+/// Checks that a factory's (or a struct's) dependencies are really there.
+///
+/// On a factory: `#[wired(repository, metrics)]` generates a test in
+/// category `wiring` that calls the factory and fails if a named field is
+/// not wired. On a struct: declares the fields once; factories returning it
+/// then carry a bare `#[wired]`, and other declared types holding it are
+/// checked through it.
+#[proc_macro_attribute]
+pub fn wired(args: TokenStream, item: TokenStream) -> TokenStream {
+    wired::expand(args.into(), item.into()).into()
+}
+
+/// Any other integration test: `#[groundtruth::test(category = "e2e", timeout = "30s")]`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
+}
+
+/// Marks an `impl Fixture for T` block (or any item) as test-only: it is
+/// compiled only when groundtruth's `testing` feature is on.
+#[proc_macro_attribute]
+pub fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand_fixture(args.into(), item.into()).into()
+}

@@ -1,0 +1,148 @@
+//! The argument grammar shared by the attributes, and the options every
+//! generated test accepts (`timeout`, `ignore`, `category`).
+//!
+//! ```text
+//! args  := arg (',' arg)* ','?
+//! arg   := name ('.' name)*            a field, a dotted path, or a flag
+//!        | name '=' expr               an option
+//!        | name '(' args ')'           a name with options of its own
+//! ```
+
+use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
+
+use crate::ctxt::Ctxt;
+use crate::similar::did_you_mean;
+use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
+
+/// One argument of an attribute.
+pub enum Arg {
+    /// `repository` or `detector.operations_service`.
+    Path(Vec<Ident>),
+    /// `timeout = "30s"`.
+    Value { key: Ident, value: Expr },
+    /// `operations(rows = 1)`: no attribute takes one yet; parsed so the
+    /// error can name the valid choices.
+    List { name: Ident },
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let first = Ident::parse_any(input)?;
+        if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            return Ok(Arg::Value {
+                key: first,
+                value: input.parse()?,
+            });
+        }
+        if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            Punctuated::<Arg, Token![,]>::parse_terminated(&content)?;
+            return Ok(Arg::List { name: first });
+        }
+        let mut path = vec![first];
+        while input.peek(Token![.]) {
+            input.parse::<Token![.]>()?;
+            path.push(Ident::parse_any(input)?);
+        }
+        Ok(Arg::Path(path))
+    }
+}
+
+/// Parses an attribute's arguments.
+pub fn parse_args(args: TokenStream) -> syn::Result<Vec<Arg>> {
+    let parsed = Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args)?;
+    Ok(parsed.into_iter().collect())
+}
+
+/// Options of the test an attribute generates.
+#[derive(Default)]
+pub struct TestOptions {
+    pub category: Option<String>,
+    pub timeout_millis: Option<u64>,
+    pub ignore: Option<Option<String>>,
+    seen: Vec<Ident>,
+}
+
+impl TestOptions {
+    /// Takes `key = value` if `key` is one of `allowed`; records an error
+    /// naming the valid choices otherwise.
+    pub fn take(&mut self, cx: &Ctxt, key: &Ident, value: &Expr, allowed: &[&str]) {
+        let name = key.unraw().to_string();
+        if !allowed.contains(&name.as_str()) {
+            cx.error_spanned_by(key, unknown_option(&name, allowed));
+            return;
+        }
+        if self.seen.iter().any(|seen| seen.unraw() == name) {
+            cx.error_spanned_by(key, format!("duplicate option `{name}`"));
+            return;
+        }
+        self.seen.push(key.clone());
+        let Some(text) = string_literal(cx, &name, value) else {
+            return;
+        };
+        match name.as_str() {
+            CATEGORY => {
+                if groundtruth_runtime::category::is_valid_name(&text.value()) {
+                    self.category = Some(text.value());
+                } else {
+                    cx.error_spanned_by(
+                        &text,
+                        format!(
+                            "invalid category `{}`: use lowercase letters, digits, `-` and `_`, starting with a letter (built in: {})",
+                            text.value(),
+                            groundtruth_runtime::category::BUILTIN.join(", ")
+                        ),
+                    );
+                }
+            }
+            TIMEOUT => match groundtruth_runtime::duration::parse_duration(&text.value()) {
+                Ok(duration) => self.timeout_millis = Some(duration.as_millis().try_into().unwrap_or(u64::MAX)),
+                Err(error) => cx.error_spanned_by(&text, error),
+            },
+            IGNORE => self.ignore = Some(Some(text.value())),
+            _ => unreachable!("`allowed` lists only known keys"),
+        }
+    }
+
+    /// The option keys given, in order.
+    pub fn given(&self) -> impl Iterator<Item = &Ident> {
+        self.seen.iter()
+    }
+
+    /// Takes the bare flag `ignore`.
+    pub fn take_ignore_flag(&mut self, cx: &Ctxt, key: &Ident) {
+        if self.seen.iter().any(|seen| seen == IGNORE) {
+            cx.error_spanned_by(key, "duplicate option `ignore`");
+            return;
+        }
+        self.seen.push(key.clone());
+        self.ignore = Some(None);
+    }
+}
+
+/// "unknown option `foo`; expected one of `timeout`, `ignore`", with a
+/// suggestion when the name is a near miss.
+pub fn unknown_option(name: &str, allowed: &[&str]) -> String {
+    let choices: Vec<String> = allowed.iter().map(|key| format!("`{key}`")).collect();
+    let mut message = format!("unknown option `{name}`; expected one of {}", choices.join(", "));
+    if let Some(near) = did_you_mean(name, allowed.iter().copied()) {
+        message.push_str(&format!(" (did you mean `{near}`?)"));
+    }
+    message
+}
+
+fn string_literal(cx: &Ctxt, key: &str, value: &Expr) -> Option<LitStr> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => Some(text.clone()),
+        other => {
+            cx.error_spanned_by(other, format!("`{key}` takes a string literal, as in {key} = \"...\""));
+            None
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The registration every generated test shares: a run function and a
+//! static `TestDescriptor` submitted to the registry.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::Ident;
+
+use crate::options::TestOptions;
+
+/// What a generated test is, apart from its body.
+pub struct Registration<'a> {
+    /// The annotated function; its name and span become the test's.
+    pub ident: &'a Ident,
+    pub category: &'a str,
+    pub options: &'a TestOptions,
+    /// Const expression of type `Needs`.
+    pub needs: TokenStream,
+    /// Statements of the async body, with `__groundtruth_ctx` in scope,
+    /// ending in an expression of type `TestResult`.
+    pub body: TokenStream,
+}
+
+impl Registration<'_> {
+    /// `const _: () = { fn run ...; register!{...} };`
+    pub fn expand(&self) -> TokenStream {
+        let ident = self.ident;
+        let name = ident.to_string();
+        let category = self.category;
+        let ignored = self.options.ignore.is_some();
+        let ignore_reason = match self.options.ignore.as_ref().and_then(Option::as_ref) {
+            Some(reason) => quote!(::core::option::Option::Some(#reason)),
+            None => quote!(::core::option::Option::None),
+        };
+        let timeout = match self.options.timeout_millis {
+            Some(millis) => quote!(::core::option::Option::Some(::groundtruth::__private::Duration::from_millis(#millis))),
+            None => quote!(::core::option::Option::None),
+        };
+        let needs = &self.needs;
+        let body = &self.body;
+        // Spanned at the function's name, so file!() and line!() point at it.
+        let file = quote_spanned!(ident.span()=> ::core::file!());
+        let line = quote_spanned!(ident.span()=> ::core::line!());
+        quote! {
+            const _: () = {
+                fn __groundtruth_run(
+                    __groundtruth_ctx: &mut ::groundtruth::__private::TestContext,
+                ) -> ::groundtruth::__private::TestFuture<'_> {
+                    ::std::boxed::Box::pin(async move {
+                        #body
+                    })
+                }
+
+                ::groundtruth::__private::register! {
+                    ::groundtruth::__private::TestDescriptor {
+                        name: ::core::concat!(::core::module_path!(), "::", #name),
+                        category: #category,
+                        file: #file,
+                        line: #line,
+                        ignored: #ignored,
+                        ignore_reason: #ignore_reason,
+                        timeout: #timeout,
+                        needs: #needs,
+                        run: __groundtruth_run,
+                    }
+                }
+            };
+        }
+    }
+}

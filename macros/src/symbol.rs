@@ -1,0 +1,5 @@
+//! Attribute keys, in one place, so parsing and messages agree.
+
+pub const CATEGORY: &str = "category";
+pub const TIMEOUT: &str = "timeout";
+pub const IGNORE: &str = "ignore";

@@ -1,0 +1,117 @@
+//! `#[groundtruth::test]`, for any test that is not one of the checks, and
+//! `#[groundtruth::fixture]`, which keeps fixture impls out of production.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::{Attribute, GenericParam, ItemFn, Meta};
+
+use crate::ctxt::{Ctxt, item_with_errors};
+use crate::fixtures::Fixtures;
+use crate::options::{Arg, TestOptions, parse_args, unknown_option};
+use crate::register::Registration;
+use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
+
+const OPTIONS: &[&str] = &[CATEGORY, TIMEOUT, IGNORE];
+
+/// Category of a `#[groundtruth::test]` that names none.
+const DEFAULT_CATEGORY: &str = "integration";
+
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let cx = Ctxt::new();
+    let mut options = TestOptions::default();
+    match parse_args(args) {
+        Ok(args) => {
+            for arg in args {
+                match arg {
+                    Arg::Value { key, value } => options.take(&cx, &key, &value, OPTIONS),
+                    Arg::Path(path) if path.len() == 1 && path[0] == IGNORE => {
+                        options.take_ignore_flag(&cx, &path[0]);
+                    }
+                    Arg::Path(path) => cx.error_spanned_by(
+                        &path[0],
+                        unknown_option(&path[0].to_string(), OPTIONS),
+                    ),
+                    Arg::List { name, .. } => {
+                        cx.error_spanned_by(&name, unknown_option(&name.to_string(), OPTIONS))
+                    }
+                }
+            }
+        }
+        Err(error) => cx.syn_error(error),
+    }
+    let mut function = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            cx.error_spanned_by(&item, "#[groundtruth::test] goes on a function");
+            return item_with_errors(item, cx.check().expect_err("an error was just recorded"));
+        }
+    };
+    take_ignore_attributes(&cx, &mut function.attrs, &mut options);
+    for param in &function.sig.generics.params {
+        if !matches!(param, GenericParam::Lifetime(_)) {
+            cx.error_spanned_by(param, "a test cannot be generic: the harness cannot choose its types");
+        }
+    }
+    let fixtures = Fixtures::from_signature(&cx, &function.sig, "groundtruth::test");
+    if let Err(error) = cx.check() {
+        return item_with_errors(item, error);
+    }
+    let ident = &function.sig.ident;
+    let setup = fixtures.setup();
+    let args = fixtures.args();
+    let call = if function.sig.asyncness.is_some() {
+        quote!(#ident(#args).await)
+    } else {
+        quote!(#ident(#args))
+    };
+    let category = options.category.clone().unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
+    let registration = Registration {
+        ident,
+        category: &category,
+        options: &options,
+        needs: fixtures.needs(),
+        body: quote! {
+            #setup
+            ::groundtruth::__private::IntoTestResult::into_test_result(#call)
+        },
+    }
+    .expand();
+    quote! {
+        ::groundtruth::__private::emit! {
+            #function
+            #registration
+        }
+    }
+}
+
+/// libtest's `#[ignore]` and `#[ignore = "why"]` on the function mean what
+/// they mean there.
+fn take_ignore_attributes(cx: &Ctxt, attrs: &mut Vec<Attribute>, options: &mut TestOptions) {
+    let mut kept = Vec::with_capacity(attrs.len());
+    for attr in attrs.drain(..) {
+        if !attr.path().is_ident(IGNORE) {
+            kept.push(attr);
+            continue;
+        }
+        let ident = attr.path().get_ident().expect("checked by is_ident").clone();
+        match &attr.meta {
+            Meta::Path(_) => options.take_ignore_flag(cx, &ident),
+            Meta::NameValue(name_value) => {
+                options.take(cx, &ident, &name_value.value, OPTIONS);
+            }
+            Meta::List(list) => cx.error_spanned_by(list, "write #[ignore] or #[ignore = \"reason\"]"),
+        }
+    }
+    *attrs = kept;
+}
+
+pub fn expand_fixture(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        let error = syn::Error::new_spanned(&args, "#[groundtruth::fixture] takes no arguments");
+        return item_with_errors(item, error);
+    }
+    let item = item.into_token_stream();
+    quote! {
+        ::groundtruth::__private::emit! { #item }
+    }
+}

@@ -1,0 +1,71 @@
+//! The arguments of `#[wired]`: field paths, then options.
+
+use proc_macro2::TokenStream;
+use syn::Ident;
+use syn::ext::IdentExt;
+
+use crate::ctxt::Ctxt;
+use crate::options::{Arg, TestOptions, parse_args, unknown_option};
+use crate::symbol::{IGNORE, TIMEOUT};
+
+/// Options `#[wired]` takes besides field names.
+pub const OPTIONS: &[&str] = &[TIMEOUT, IGNORE];
+
+/// A field, or a dotted path of fields, that must be wired.
+pub struct FieldPath {
+    pub segments: Vec<Ident>,
+}
+
+impl FieldPath {
+    /// `detector.operations_service`.
+    pub fn dotted(&self) -> String {
+        self.segments
+            .iter()
+            .map(|segment| segment.unraw().to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// A parsed `#[wired(...)]`.
+#[derive(Default)]
+pub struct WiredAttr {
+    pub fields: Vec<FieldPath>,
+    pub options: TestOptions,
+}
+
+impl WiredAttr {
+    pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
+        let mut attr = WiredAttr::default();
+        let args = match parse_args(args) {
+            Ok(args) => args,
+            Err(error) => {
+                cx.syn_error(error);
+                return attr;
+            }
+        };
+        for arg in args {
+            match arg {
+                Arg::Path(segments) => {
+                    let path = FieldPath { segments };
+                    if attr.fields.iter().any(|seen| seen.dotted() == path.dotted()) {
+                        let segments = &path.segments;
+                        cx.error_spanned_by(
+                            quote::quote!(#(#segments).*),
+                            format!("duplicate field `{}` in #[wired]", path.dotted()),
+                        );
+                    } else {
+                        attr.fields.push(path);
+                    }
+                }
+                Arg::Value { key, value } => attr.options.take(cx, &key, &value, OPTIONS),
+                Arg::List { name, .. } => cx.error_spanned_by(
+                    &name,
+                    unknown_option(&name.unraw().to_string(), OPTIONS)
+                        + "; fields are named plainly, as in #[wired(repository, detector.operations_service)]",
+                ),
+            }
+        }
+        attr
+    }
+}

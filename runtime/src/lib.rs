@@ -1,0 +1,37 @@
+//! Runtime of groundtruth: the registry that generated tests submit to, the
+//! harness CLI, the runner, fixtures and reports.
+//!
+//! Without the `harness` feature this crate is only [`wire`], [`category`]
+//! and [`duration`], with no dependencies: what production builds of a
+//! user's crate may name, and what the macros check at compile time.
+
+pub mod category;
+pub mod duration;
+pub mod wire;
+
+#[cfg(feature = "harness")]
+pub mod cli;
+#[cfg(feature = "harness")]
+pub mod errors;
+#[cfg(feature = "harness")]
+pub mod fixture;
+#[cfg(feature = "harness")]
+pub mod registry;
+#[cfg(feature = "harness")]
+pub mod report;
+#[cfg(feature = "harness")]
+pub mod runner;
+
+#[cfg(feature = "harness")]
+pub use fixture::{Fixture, FixtureError, TestContext};
+#[cfg(feature = "harness")]
+pub use registry::{Needs, TestDescriptor};
+#[cfg(feature = "harness")]
+pub use runner::{Failure, TestResult, main};
+
+#[cfg(feature = "harness")]
+#[doc(hidden)]
+pub use inventory;
+#[cfg(feature = "linkme")]
+#[doc(hidden)]
+pub use linkme;

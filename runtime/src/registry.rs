@@ -1,0 +1,124 @@
+//! The static description every generated test registers, and the two
+//! backends that collect them: `inventory` (default) and `linkme`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::fixture::TestContext;
+use crate::runner::TestFuture;
+
+/// Infrastructure a test needs before its body can run. Known statically, so
+/// a run whose selected tests need nothing starts nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Needs(u32);
+
+impl Needs {
+    /// No infrastructure.
+    pub const NONE: Needs = Needs(0);
+    /// A PostgreSQL server and a database of the test's own.
+    pub const POSTGRES: Needs = Needs(1);
+
+    const NAMES: [(Needs, &'static str); 1] = [(Needs::POSTGRES, "postgres")];
+
+    /// Both sets of needs.
+    pub const fn union(self, other: Needs) -> Needs {
+        Needs(self.0 | other.0)
+    }
+
+    /// Whether every need in `other` is in `self`.
+    pub const fn contains(self, other: Needs) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether nothing is needed.
+    pub const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Names of the needs, for listings and reports.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(need, _)| self.contains(*need))
+            .map(|(_, name)| name)
+    }
+}
+
+impl fmt::Debug for Needs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+/// Everything the harness knows about a test before running it.
+///
+/// Generated code builds one in a `static` per test; every field is
+/// const-constructible.
+#[derive(Debug)]
+pub struct TestDescriptor {
+    /// `module::path::fn`, from `module_path!()`.
+    pub name: &'static str,
+    /// `wiring`, `persistence`, ... or a user's own category.
+    pub category: &'static str,
+    /// Source file of the annotated item.
+    pub file: &'static str,
+    /// Line of the annotated item's name.
+    pub line: u32,
+    /// Skipped unless `--ignored` or `--include-ignored`.
+    pub ignored: bool,
+    /// Why it is ignored, if the attribute said.
+    pub ignore_reason: Option<&'static str>,
+    /// Per-test timeout; the run's `--timeout` applies when `None`.
+    pub timeout: Option<Duration>,
+    /// Infrastructure to provide before the body runs.
+    pub needs: Needs,
+    /// Sets up the fixtures and runs the test.
+    pub run: for<'a> fn(&'a mut TestContext) -> TestFuture<'a>,
+}
+
+impl TestDescriptor {
+    /// The name with the category in front, `[wiring] module::fn`, the form
+    /// nextest sees so that filter expressions can select a category.
+    pub fn qualified_name(&self) -> String {
+        format!("[{}] {}", self.category, self.name)
+    }
+
+    /// Whether `name` names this test, plainly or with its category in front.
+    pub fn is_named(&self, name: &str) -> bool {
+        if name == self.name {
+            return true;
+        }
+        name.strip_prefix('[')
+            .and_then(|rest| rest.strip_prefix(self.category))
+            .and_then(|rest| rest.strip_prefix("] "))
+            == Some(self.name)
+    }
+}
+
+#[cfg(not(feature = "linkme"))]
+inventory::collect!(TestDescriptor);
+
+/// The tests of every crate linked into the harness binary.
+#[cfg(feature = "linkme")]
+#[linkme::distributed_slice]
+pub static TESTS: [TestDescriptor];
+
+/// Every registered test, in registration order (unspecified; sort before
+/// showing).
+pub fn registered() -> impl Iterator<Item = &'static TestDescriptor> {
+    #[cfg(not(feature = "linkme"))]
+    {
+        inventory::iter::<TestDescriptor>.into_iter()
+    }
+    #[cfg(feature = "linkme")]
+    {
+        TESTS.iter()
+    }
+}
+
+/// Which backend collected the tests, for diagnostics.
+pub const BACKEND: &str = if cfg!(feature = "linkme") {
+    "linkme"
+} else {
+    "inventory"
+};

@@ -1,0 +1,97 @@
+//! `--junit PATH`: a JUnit XML report, one `<testsuite>` per category, as
+//! GitLab, Jenkins and GitHub test reporters read it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{Outcome, Summary};
+
+/// Writes the report of `summary` to `path`, creating parent directories.
+pub fn write(path: &Path, summary: &Summary) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, render(summary))
+}
+
+/// The XML text of the report.
+pub fn render(summary: &Summary) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"groundtruth\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+        summary.records.len(),
+        summary.failed(),
+        summary.ignored(),
+        summary.elapsed.as_secs_f64()
+    );
+    for (category, stats) in summary.by_category() {
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            escape(category),
+            stats.passed + stats.failed + stats.ignored,
+            stats.failed,
+            stats.ignored,
+            stats.time.as_secs_f64()
+        );
+        for record in summary.records.iter().filter(|record| record.test.category == category) {
+            let (classname, name) = record.test.name.rsplit_once("::").unwrap_or(("", record.test.name));
+            let _ = write!(
+                xml,
+                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\" file=\"{}\" line=\"{}\"",
+                escape(name),
+                escape(classname),
+                record.duration.as_secs_f64(),
+                escape(record.test.file),
+                record.test.line
+            );
+            match &record.outcome {
+                Outcome::Passed => xml.push_str("/>\n"),
+                Outcome::Ignored => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
+                Outcome::Failed(_) | Outcome::TimedOut(_) => {
+                    let message = record.message().unwrap_or_default();
+                    let first_line = message.lines().next().unwrap_or_default();
+                    let kind = record.outcome.as_str();
+                    let _ = write!(
+                        xml,
+                        ">\n      <failure type=\"{kind}\" message=\"{}\">{}\n  at {}</failure>\n    </testcase>\n",
+                        escape(first_line),
+                        escape(&message),
+                        escape(&record.location())
+                    );
+                }
+            }
+        }
+        xml.push_str("  </testsuite>\n");
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            // XML 1.0 cannot carry most control characters, even escaped.
+            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => escaped.push('\u{FFFD}'),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_markup_and_control_characters() {
+        assert_eq!(escape("a<b & \"c\"\u{1b}"), "a&lt;b &amp; &quot;c&quot;\u{FFFD}");
+    }
+}

@@ -1,0 +1,170 @@
+//! What a run tells the person (pretty, terse) or the machine (json, junit).
+
+pub mod json;
+pub mod junit;
+pub mod pretty;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::category;
+use crate::cli::{ColorChoice, Format, Options};
+use crate::registry::TestDescriptor;
+use crate::runner::Failure;
+use crate::runner::select::Selection;
+
+/// How one test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed(Failure),
+    /// Stopped at this timeout.
+    TimedOut(Duration),
+    /// Not run: ignored and the run did not ask for ignored tests.
+    Ignored,
+}
+
+impl Outcome {
+    /// The word used in JSON and JUnit: `passed`, `failed`, `timed_out`, `ignored`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed(_) => "failed",
+            Outcome::TimedOut(_) => "timed_out",
+            Outcome::Ignored => "ignored",
+        }
+    }
+
+    /// Whether the test counts as failed.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::TimedOut(_))
+    }
+}
+
+/// One finished (or ignored) test.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub test: &'static TestDescriptor,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+impl Record {
+    /// The failure message, if the test failed.
+    pub fn message(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Failed(failure) => Some(failure.message.clone()),
+            Outcome::TimedOut(timeout) => Some(format!(
+                "timed out after {}; the test was stopped (set `timeout = \"...\"` on the test or pass --timeout to allow more)",
+                seconds(*timeout)
+            )),
+            Outcome::Passed | Outcome::Ignored => None,
+        }
+    }
+
+    /// Where the failure happened: the panic's location, else the test's.
+    pub fn location(&self) -> String {
+        match &self.outcome {
+            Outcome::Failed(Failure {
+                location: Some(location),
+                ..
+            }) => location.clone(),
+            _ => format!("{}:{}", self.test.file, self.test.line),
+        }
+    }
+}
+
+/// Counts and time of one category.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryStats {
+    pub passed: usize,
+    pub failed: usize,
+    pub ignored: usize,
+    /// Sum of the durations of its tests.
+    pub time: Duration,
+}
+
+/// Everything a run did, for the closing report.
+#[derive(Debug)]
+pub struct Summary {
+    pub records: Vec<Record>,
+    pub filtered_out: usize,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn new(mut records: Vec<Record>, filtered_out: usize, elapsed: Duration) -> Self {
+        records.sort_by(|a, b| a.test.name.cmp(b.test.name));
+        Self {
+            records,
+            filtered_out,
+            elapsed,
+        }
+    }
+
+    fn count(&self, predicate: impl Fn(&Outcome) -> bool) -> usize {
+        self.records.iter().filter(|record| predicate(&record.outcome)).count()
+    }
+
+    pub fn passed(&self) -> usize {
+        self.count(|outcome| *outcome == Outcome::Passed)
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(Outcome::is_failure)
+    }
+
+    pub fn ignored(&self) -> usize {
+        self.count(|outcome| *outcome == Outcome::Ignored)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|record| record.outcome.is_failure())
+    }
+
+    /// Per-category counts, built-in tiers first.
+    pub fn by_category(&self) -> Vec<(&'static str, CategoryStats)> {
+        let mut stats: BTreeMap<(usize, &str), (&'static str, CategoryStats)> = BTreeMap::new();
+        for record in &self.records {
+            let name = record.test.category;
+            let (_, entry) = stats
+                .entry(category::rank(name))
+                .or_insert_with(|| (name, CategoryStats::default()));
+            match record.outcome {
+                Outcome::Passed => entry.passed += 1,
+                Outcome::Failed(_) | Outcome::TimedOut(_) => entry.failed += 1,
+                Outcome::Ignored => entry.ignored += 1,
+            }
+            entry.time += record.duration;
+        }
+        stats.into_values().collect()
+    }
+}
+
+/// Receives a run's events as they happen.
+pub trait Reporter {
+    fn started(&mut self, selection: &Selection);
+    fn test_started(&mut self, test: &'static TestDescriptor);
+    fn test_finished(&mut self, record: &Record);
+    fn finished(&mut self, summary: &Summary);
+}
+
+/// The reporter the command line asks for.
+pub fn for_options(options: &Options) -> Box<dyn Reporter + Send> {
+    let color = match options.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match options.format {
+        Format::Pretty => Box::new(pretty::Pretty::new(false, color)),
+        Format::Terse => Box::new(pretty::Pretty::new(true, color)),
+        Format::Json => Box::new(json::Json::new()),
+    }
+}
+
+/// `0.012s`: seconds with millisecond precision, as libtest prints them.
+pub fn seconds(duration: Duration) -> String {
+    format!("{:.3}s", duration.as_secs_f64())
+}

@@ -1,0 +1,141 @@
+//! groundtruth: tests that prove a Rust service is wired, persists and stays
+//! consistent, against real infrastructure.
+//!
+//! ```ignore
+//! #[groundtruth::wired(repository, metrics)]
+//! pub fn get_operations_service() -> OperationsService { ... }
+//! ```
+//!
+//! The attributes generate tests at compile time; `groundtruth::main!` in a
+//! `harness = false` test target discovers, categorizes and runs them.
+//!
+//! Add groundtruth twice: as a dependency (the attributes, the [`Wire`]
+//! trait) and as a dev-dependency with the `testing` feature, which emits the
+//! generated tests. A plain `cargo build` then contains none of them.
+//!
+//! ```toml
+//! [dependencies]
+//! groundtruth = "0.1"
+//! [dev-dependencies]
+//! groundtruth = { version = "0.1", features = ["testing"] }
+//! ```
+
+pub use groundtruth_macros::{fixture, test, wired};
+pub use groundtruth_runtime::wire::{Unwired, Wire};
+
+#[cfg(feature = "testing")]
+pub use groundtruth_runtime::{Failure, Fixture, FixtureError, Needs, TestContext, TestResult};
+
+/// The entry point of a harness binary (`tests/harness.rs` with
+/// `harness = false`), naming the crates whose tests it runs.
+///
+/// ```ignore
+/// groundtruth::main!(my_service, my_other_crate);
+/// ```
+///
+/// Each named crate is linked in; without the name the linker drops a
+/// crate's registrations and its tests silently vanish.
+#[macro_export]
+macro_rules! main {
+    ($($krate:ident),* $(,)?) => {
+        $(
+            #[allow(unused_imports)]
+            use $krate as _;
+        )*
+
+        fn main() {
+            $crate::__private::harness_main()
+        }
+    };
+}
+
+/// Not public API. Used by generated code.
+#[doc(hidden)]
+pub mod __private {
+    pub use groundtruth_runtime::wire::{
+        DeclaredWiring, NestedDeref, NestedDerefTwice, NestedDirect, NestedNone, Probe, WiringReport,
+    };
+
+    #[cfg(feature = "testing")]
+    pub use groundtruth_runtime::{
+        Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, inventory,
+        runner::TestFuture,
+    };
+
+    #[cfg(feature = "linkme")]
+    pub use groundtruth_runtime::{linkme, registry::TESTS};
+
+    #[cfg(feature = "testing")]
+    pub use groundtruth_runtime::main as harness_main;
+
+    #[cfg(feature = "testing")]
+    pub use std::time::Duration;
+
+    /// Emits generated tests only when the `testing` feature is on.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __groundtruth_emit {
+        ($($tokens:tt)*) => { $($tokens)* };
+    }
+
+    /// Emits generated tests only when the `testing` feature is on.
+    #[cfg(not(feature = "testing"))]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __groundtruth_emit {
+        ($($tokens:tt)*) => {};
+    }
+
+    /// Submits a `TestDescriptor` to the registry backend in use.
+    #[cfg(all(feature = "testing", not(feature = "linkme")))]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __groundtruth_register {
+        ($descriptor:expr) => {
+            ::groundtruth::__private::inventory::submit! { $descriptor }
+        };
+    }
+
+    /// Submits a `TestDescriptor` to the registry backend in use.
+    #[cfg(feature = "linkme")]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __groundtruth_register {
+        ($descriptor:expr) => {
+            #[::groundtruth::__private::linkme::distributed_slice(::groundtruth::__private::TESTS)]
+            #[linkme(crate = ::groundtruth::__private::linkme)]
+            static __GROUNDTRUTH_TEST: ::groundtruth::__private::TestDescriptor = $descriptor;
+        };
+    }
+
+    pub use crate::__groundtruth_emit as emit;
+    #[cfg(feature = "testing")]
+    pub use crate::__groundtruth_register as register;
+
+    /// The outcome of a factory that returned `Result`: `Err` fails the test.
+    #[cfg(feature = "testing")]
+    pub fn factory_ok<T, E: core::fmt::Debug>(factory: &str, output: Result<T, E>) -> Result<T, Failure> {
+        output.map_err(|error| Failure::new(format!("{factory} returned Err: {error:?}")))
+    }
+
+    /// A test body's return value as a verdict: `()` passes, `Err` fails.
+    #[cfg(feature = "testing")]
+    pub trait IntoTestResult {
+        fn into_test_result(self) -> TestResult;
+    }
+
+    #[cfg(feature = "testing")]
+    impl IntoTestResult for () {
+        fn into_test_result(self) -> TestResult {
+            Ok(())
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    impl<E: core::fmt::Debug> IntoTestResult for Result<(), E> {
+        fn into_test_result(self) -> TestResult {
+            self.map_err(|error| Failure::new(format!("the test returned Err: {error:?}")))
+        }
+    }
+}

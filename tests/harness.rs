@@ -1,0 +1,3 @@
+//! The framework's own suite, run by its own harness.
+
+groundtruth::main!();

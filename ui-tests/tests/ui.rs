@@ -1,0 +1,9 @@
+//! Every misuse of an attribute fails to compile with the message in its
+//! `.stderr` snapshot. Regenerate with `TRYBUILD=overwrite cargo test -p
+//! groundtruth-ui-tests` and read every changed snapshot before committing.
+
+#[test]
+fn ui() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("ui/**/*.rs");
+}
