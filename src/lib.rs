@@ -24,7 +24,7 @@ pub use groundtruth_macros::{fixture, test, wired};
 pub use groundtruth_runtime::wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
-pub use groundtruth_runtime::{Failure, Fixture, FixtureError, Needs, TestContext, TestResult};
+pub use groundtruth_runtime::{Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip};
 
 /// The entry point of a harness binary (`tests/harness.rs` with
 /// `harness = false`), naming the crates whose tests it runs.

@@ -1,3 +1,13 @@
-//! The framework's own suite, run by its own harness.
+//! The framework's own suite, run by its own harness: the CLI against a
+//! demo harness with known outcomes, and the example services' incidents
+//! through real cargo and the JSON report.
+
+#[path = "harness/support.rs"]
+mod support;
+
+#[path = "harness/cli.rs"]
+mod cli;
+#[path = "harness/incidents.rs"]
+mod incidents;
 
 groundtruth::main!();

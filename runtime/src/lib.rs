@@ -27,7 +27,7 @@ pub use fixture::{Fixture, FixtureError, TestContext};
 #[cfg(feature = "harness")]
 pub use registry::{Needs, TestDescriptor};
 #[cfg(feature = "harness")]
-pub use runner::{Failure, TestResult, main};
+pub use runner::{Failure, TestResult, main, skip};
 
 #[cfg(feature = "harness")]
 #[doc(hidden)]

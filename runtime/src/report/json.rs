@@ -12,8 +12,9 @@
 //!  "categories":[{"category":"wiring","passed":11,"failed":1,"ignored":0,"duration":0.02}]}
 //! ```
 //!
-//! `outcome` is one of `passed`, `failed`, `timed_out`, `ignored`; durations
-//! are in seconds; `message` and `location` are `null` unless the test failed.
+//! `outcome` is one of `passed`, `failed`, `timed_out`, `ignored`, `skipped`;
+//! durations are in seconds; `message` is `null` unless the test failed or
+//! skipped itself (then it says why); `location` is `null` unless it failed.
 
 use std::io::{self, Write};
 

@@ -49,6 +49,9 @@ pub fn render(summary: &Summary) -> String {
             match &record.outcome {
                 Outcome::Passed => xml.push_str("/>\n"),
                 Outcome::Ignored => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
+                Outcome::Skipped(reason) => {
+                    let _ = write!(xml, ">\n      <skipped message=\"{}\"/>\n    </testcase>\n", escape(reason));
+                }
                 Outcome::Failed(_) | Outcome::TimedOut(_) => {
                     let message = record.message().unwrap_or_default();
                     let first_line = message.lines().next().unwrap_or_default();

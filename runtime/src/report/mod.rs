@@ -23,6 +23,8 @@ pub enum Outcome {
     TimedOut(Duration),
     /// Not run: ignored and the run did not ask for ignored tests.
     Ignored,
+    /// Stopped itself because this machine lacks what it needs; says why.
+    Skipped(String),
 }
 
 impl Outcome {
@@ -33,6 +35,7 @@ impl Outcome {
             Outcome::Failed(_) => "failed",
             Outcome::TimedOut(_) => "timed_out",
             Outcome::Ignored => "ignored",
+            Outcome::Skipped(_) => "skipped",
         }
     }
 
@@ -59,6 +62,7 @@ impl Record {
                 "timed out after {}; the test was stopped (set `timeout = \"...\"` on the test or pass --timeout to allow more)",
                 seconds(*timeout)
             )),
+            Outcome::Skipped(reason) => Some(reason.clone()),
             Outcome::Passed | Outcome::Ignored => None,
         }
     }
@@ -115,8 +119,9 @@ impl Summary {
         self.count(Outcome::is_failure)
     }
 
+    /// Ignored and skipped tests: neither passed nor failed.
     pub fn ignored(&self) -> usize {
-        self.count(|outcome| *outcome == Outcome::Ignored)
+        self.count(|outcome| matches!(outcome, Outcome::Ignored | Outcome::Skipped(_)))
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &Record> {
@@ -134,7 +139,7 @@ impl Summary {
             match record.outcome {
                 Outcome::Passed => entry.passed += 1,
                 Outcome::Failed(_) | Outcome::TimedOut(_) => entry.failed += 1,
-                Outcome::Ignored => entry.ignored += 1,
+                Outcome::Ignored | Outcome::Skipped(_) => entry.ignored += 1,
             }
             entry.time += record.duration;
         }

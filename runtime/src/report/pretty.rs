@@ -42,6 +42,7 @@ impl Pretty {
             Outcome::Failed(_) => self.paint(RED, "FAILED"),
             Outcome::TimedOut(_) => self.paint(RED, "FAILED (timed out)"),
             Outcome::Ignored => self.paint(YELLOW, "ignored"),
+            Outcome::Skipped(reason) => self.paint(YELLOW, &format!("skipped: {reason}")),
         }
     }
 
@@ -49,7 +50,7 @@ impl Pretty {
         match outcome {
             Outcome::Passed => ".".to_owned(),
             Outcome::Failed(_) | Outcome::TimedOut(_) => self.paint(RED, "F"),
-            Outcome::Ignored => self.paint(YELLOW, "i"),
+            Outcome::Ignored | Outcome::Skipped(_) => self.paint(YELLOW, "i"),
         }
     }
 

@@ -4,6 +4,8 @@
 mod panic;
 pub mod select;
 
+pub use panic::skip;
+
 use std::fmt;
 use std::future::Future;
 use std::io::Write;
@@ -35,6 +37,8 @@ pub struct Failure {
     pub message: String,
     /// `file:line[:column]` of the panic or of the test.
     pub location: Option<String>,
+    /// The test skipped itself (see [`skip`]): not a failure.
+    pub skipped: bool,
 }
 
 impl Failure {
@@ -43,6 +47,15 @@ impl Failure {
         Self {
             message: message.into(),
             location: None,
+            skipped: false,
+        }
+    }
+
+    /// A test that stopped itself because it cannot run here.
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self {
+            skipped: true,
+            ..Self::new(reason)
         }
     }
 }
@@ -219,6 +232,7 @@ async fn supervise(test: &'static TestDescriptor, timeout: Duration) -> Record {
     });
     let outcome = match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(Ok(()))) => Outcome::Passed,
+        Ok(Ok(Err(failure))) if failure.skipped => Outcome::Skipped(failure.message),
         Ok(Ok(Err(failure))) => Outcome::Failed(failure),
         Ok(Err(join_error)) => Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}"))),
         Err(_elapsed) => {

@@ -29,6 +29,9 @@ pub(crate) fn install_hook(print: bool) {
     INSTALL.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            if info.payload().is::<SkipSignal>() {
+                return;
+            }
             if INSIDE_TEST.with(Cell::get) {
                 LAST_PANIC.with(|last| *last.borrow_mut() = Some(failure_from_hook(info)));
                 if !PRINT_PANICS.load(Ordering::Relaxed) {
@@ -44,6 +47,7 @@ fn failure_from_hook(info: &PanicHookInfo<'_>) -> Failure {
     let message = payload_message(info.payload());
     Failure {
         message: format!("panicked: {message}"),
+        skipped: false,
         location: info
             .location()
             .map(|location| format!("{}:{}:{}", location.file(), location.line(), location.column())),
@@ -60,18 +64,28 @@ fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The payload of [`skip`]: unwinds out of the test like a panic, but is
+/// reported as a skip, not a failure.
+struct SkipSignal(String);
+
+/// Stops the running test and reports it skipped, with `reason`: for a test
+/// whose infrastructure this machine does not have (no Docker engine, say).
+pub fn skip(reason: impl Into<String>) -> ! {
+    panic::resume_unwind(Box::new(SkipSignal(reason.into())))
+}
+
 /// Runs `f` as test code: a panic becomes `Err(Failure)`.
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
     let was_inside = INSIDE_TEST.with(|inside| inside.replace(true));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     INSIDE_TEST.with(|inside| inside.set(was_inside));
     result.map_err(|payload| {
+        if let Some(SkipSignal(reason)) = payload.downcast_ref::<SkipSignal>() {
+            return Failure::skipped(reason.clone());
+        }
         LAST_PANIC
             .with(|last| last.borrow_mut().take())
-            .unwrap_or_else(|| Failure {
-                message: format!("panicked: {}", payload_message(&*payload)),
-                location: None,
-            })
+            .unwrap_or_else(|| Failure::new(format!("panicked: {}", payload_message(&*payload))))
     })
 }
 

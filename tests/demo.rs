@@ -1,0 +1,98 @@
+//! A harness whose tests end in every way a test can end, so the
+//! framework's own suite can check what the CLI and reports make of them.
+//! Built and run by `tests/harness/cli.rs`; `cargo test` does not run it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+groundtruth::main!();
+
+#[groundtruth::test(category = "smoke")]
+fn passes() {}
+
+#[groundtruth::test(category = "smoke")]
+async fn passes_async() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+#[groundtruth::test(category = "smoke")]
+fn panics_with_a_message() {
+    let expected = 2;
+    assert_eq!(1 + 1, expected + 1, "arithmetic still works");
+}
+
+#[groundtruth::test(category = "integration")]
+fn returns_an_error() -> Result<(), String> {
+    Err("the service answered 503".to_owned())
+}
+
+#[groundtruth::test(category = "integration", timeout = "300ms")]
+async fn hangs_async() {
+    std::future::pending::<()>().await;
+}
+
+#[groundtruth::test(category = "integration", timeout = "300ms")]
+fn hangs_blocking() {
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sleeps past a `--timeout` given on the command line, not past its own.
+#[groundtruth::test(category = "integration")]
+async fn sleeps_a_second() {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[groundtruth::test(category = "smoke", ignore = "needs a broker")]
+fn ignored_with_reason() {
+    panic!("ignored tests do not run unless asked");
+}
+
+#[groundtruth::test(category = "smoke")]
+#[ignore]
+fn ignored_by_libtest_attribute() {}
+
+#[groundtruth::test(category = "smoke")]
+fn skips_itself() {
+    groundtruth::skip("no Docker engine on this machine");
+}
+
+/// Two tests that pass only when they run at the same time: proof of
+/// parallelism that does not depend on the machine's speed.
+static RENDEZVOUS: AtomicUsize = AtomicUsize::new(0);
+
+async fn meet() {
+    RENDEZVOUS.fetch_add(1, Ordering::SeqCst);
+    for _ in 0..200 {
+        if RENDEZVOUS.load(Ordering::SeqCst) >= 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the other test never ran alongside this one");
+}
+
+#[groundtruth::test(category = "concurrency", timeout = "10s")]
+async fn meets_a() {
+    meet().await;
+}
+
+#[groundtruth::test(category = "concurrency", timeout = "10s")]
+async fn meets_b() {
+    meet().await;
+}
+
+/// A fixture that cannot be built: the test fails without running its body.
+struct BrokenFixture;
+
+impl groundtruth::Fixture for BrokenFixture {
+    async fn setup(_ctx: &mut groundtruth::TestContext) -> Result<Self, groundtruth::FixtureError> {
+        Err(groundtruth::FixtureError::new("the broker is not reachable at 127.0.0.1:1"))
+    }
+}
+
+#[groundtruth::test(category = "integration")]
+fn broken_fixture(_broker: BrokenFixture) {
+    panic!("the body must not run when a fixture fails");
+}

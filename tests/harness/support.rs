@@ -1,0 +1,126 @@
+//! Driving real cargo and real harness binaries from the suite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace root (the facade's manifest directory).
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `cargo` as the outer build ran it, in the workspace.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace());
+    // The outer run's flags (colors, nextest's variables) must not leak in.
+    command.env_remove("NEXTEST").env_remove("NEXTEST_RUN_ID");
+    command
+}
+
+/// Builds a test target with `cargo test --no-run` and returns its path.
+pub fn build_test_binary(args: &[&str]) -> Result<PathBuf, String> {
+    let output = cargo()
+        .args(["test", "--no-run", "--message-format=json-render-diagnostics"])
+        .args(args)
+        .output()
+        .map_err(|error| format!("could not run cargo: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo test --no-run {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["profile"]["test"] == true)
+        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .last()
+        .ok_or_else(|| format!("cargo test --no-run {} named no test executable", args.join(" ")))
+}
+
+/// The demo harness of `tests/demo.rs`, built once per process.
+pub fn demo_binary() -> Result<&'static Path, String> {
+    static DEMO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DEMO.get_or_init(|| build_test_binary(&["-p", "groundtruth", "--test", "demo"]))
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
+}
+
+/// A finished harness run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Every JSON event of a `--format json` run.
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|error| panic!("not a JSON event ({error}): {line}"))
+            })
+            .collect()
+    }
+
+    /// The `finished` event of each test, by name.
+    pub fn finished(&self) -> std::collections::BTreeMap<String, Value> {
+        self.events()
+            .into_iter()
+            .filter(|event| event["type"] == "test" && event["event"] == "finished")
+            .map(|event| (event["name"].as_str().unwrap_or_default().to_owned(), event))
+            .collect()
+    }
+
+    /// The outcome of one test, by the last part of its name.
+    pub fn outcome(&self, test: &str) -> String {
+        let finished = self.finished();
+        let (_, event) = finished
+            .iter()
+            .find(|(name, _)| name.rsplit("::").next() == Some(test))
+            .unwrap_or_else(|| panic!("no test `{test}` in the run:\n{}", self.stdout));
+        event["outcome"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Runs a harness binary with `args`.
+pub fn run(binary: &Path, args: &[&str]) -> Run {
+    run_with_env(binary, args, &[])
+}
+
+/// Runs a harness binary with `args` and extra environment.
+pub fn run_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(binary);
+    command.args(args).env_remove("NEXTEST").env_remove("NEXTEST_RUN_ID");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Run::from_output(command.output().expect("the harness binary runs"))
+}
+
+/// Runs the example's harness through `cargo test`, with `features`.
+pub fn cargo_test_example(package: &str, features: &[&str], harness_args: &[&str]) -> Run {
+    let mut command = cargo();
+    command.args(["test", "-q", "-p", package, "--test", "harness"]);
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
+    }
+    command.arg("--").args(harness_args);
+    Run::from_output(command.output().expect("cargo runs"))
+}

@@ -1,0 +1,6 @@
+#[groundtruth::test]
+fn generic<T: Default>() {
+    let _ = T::default();
+}
+
+fn main() {}

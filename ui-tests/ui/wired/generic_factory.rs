@@ -1,0 +1,10 @@
+pub struct Service<R> {
+    repository: Option<R>,
+}
+
+#[groundtruth::wired(repository)]
+pub fn make_service<R: Default>() -> Service<R> {
+    Service { repository: Some(R::default()) }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[groundtruth::wired(repository)]
+pub enum Backend {
+    Postgres,
+    Memory,
+}
+
+fn main() {}

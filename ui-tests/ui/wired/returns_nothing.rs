@@ -1,0 +1,4 @@
+#[groundtruth::wired(repository)]
+pub fn start_service() {}
+
+fn main() {}

@@ -1,0 +1,11 @@
+// Three mistakes in one attribute: three messages in one build.
+pub struct Service {
+    repository: Option<u32>,
+}
+
+#[groundtruth::wired(repository, repository, timeout = "soon", retries = 3)]
+pub fn service() -> Service {
+    Service { repository: Some(1) }
+}
+
+fn main() {}

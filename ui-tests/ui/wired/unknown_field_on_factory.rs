@@ -1,0 +1,14 @@
+use std::sync::Arc;
+
+pub struct Repository;
+
+pub struct OperationsService {
+    repository: Option<Arc<Repository>>,
+}
+
+#[groundtruth::wired(repositry)]
+pub fn get_operations_service() -> OperationsService {
+    OperationsService { repository: None }
+}
+
+fn main() {}

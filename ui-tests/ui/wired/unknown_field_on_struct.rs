@@ -1,0 +1,12 @@
+use std::sync::Arc;
+
+pub struct Repository;
+pub struct Metrics;
+
+#[groundtruth::wired(repositry, metrics)]
+pub struct OperationsService {
+    repository: Option<Arc<Repository>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+pub struct Service {
+    repository: Option<u32>,
+}
+
+#[groundtruth::wired(repository, timeuot = "5s")]
+pub fn service() -> Service {
+    Service { repository: Some(1) }
+}
+
+fn main() {}
