@@ -24,7 +24,9 @@ pub use groundtruth_macros::{fixture, test, wired};
 pub use groundtruth_runtime::wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
-pub use groundtruth_runtime::{Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip};
+pub use groundtruth_runtime::{
+    Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip,
+};
 
 /// The entry point of a harness binary (`tests/harness.rs` with
 /// `harness = false`), naming the crates whose tests it runs.
@@ -53,7 +55,8 @@ macro_rules! main {
 #[doc(hidden)]
 pub mod __private {
     pub use groundtruth_runtime::wire::{
-        DeclaredWiring, NestedDeref, NestedDerefTwice, NestedDirect, NestedNone, Probe, WiringReport,
+        DeclaredWiring, NestedDeref, NestedDerefTwice, NestedDirect, NestedNone, Probe,
+        WiringReport,
     };
 
     #[cfg(feature = "testing")]
@@ -115,7 +118,10 @@ pub mod __private {
 
     /// The outcome of a factory that returned `Result`: `Err` fails the test.
     #[cfg(feature = "testing")]
-    pub fn factory_ok<T, E: core::fmt::Debug>(factory: &str, output: Result<T, E>) -> Result<T, Failure> {
+    pub fn factory_ok<T, E: core::fmt::Debug>(
+        factory: &str,
+        output: Result<T, E>,
+    ) -> Result<T, Failure> {
         output.map_err(|error| Failure::new(format!("{factory} returned Err: {error:?}")))
     }
 

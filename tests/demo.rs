@@ -88,7 +88,9 @@ struct BrokenFixture;
 
 impl groundtruth::Fixture for BrokenFixture {
     async fn setup(_ctx: &mut groundtruth::TestContext) -> Result<Self, groundtruth::FixtureError> {
-        Err(groundtruth::FixtureError::new("the broker is not reachable at 127.0.0.1:1"))
+        Err(groundtruth::FixtureError::new(
+            "the broker is not reachable at 127.0.0.1:1",
+        ))
     }
 }
 

@@ -102,7 +102,9 @@ impl TestOptions {
                 }
             }
             TIMEOUT => match groundtruth_runtime::duration::parse_duration(&text.value()) {
-                Ok(duration) => self.timeout_millis = Some(duration.as_millis().try_into().unwrap_or(u64::MAX)),
+                Ok(duration) => {
+                    self.timeout_millis = Some(duration.as_millis().try_into().unwrap_or(u64::MAX))
+                }
                 Err(error) => cx.error_spanned_by(&text, error),
             },
             IGNORE => self.ignore = Some(Some(text.value())),
@@ -130,7 +132,10 @@ impl TestOptions {
 /// suggestion when the name is a near miss.
 pub fn unknown_option(name: &str, allowed: &[&str]) -> String {
     let choices: Vec<String> = allowed.iter().map(|key| format!("`{key}`")).collect();
-    let mut message = format!("unknown option `{name}`; expected one of {}", choices.join(", "));
+    let mut message = format!(
+        "unknown option `{name}`; expected one of {}",
+        choices.join(", ")
+    );
     if let Some(near) = did_you_mean(name, allowed.iter().copied()) {
         message.push_str(&format!(" (did you mean `{near}`?)"));
     }
@@ -139,9 +144,15 @@ pub fn unknown_option(name: &str, allowed: &[&str]) -> String {
 
 fn string_literal(cx: &Ctxt, key: &str, value: &Expr) -> Option<LitStr> {
     match value {
-        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => Some(text.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => Some(text.clone()),
         other => {
-            cx.error_spanned_by(other, format!("`{key}` takes a string literal, as in {key} = \"...\""));
+            cx.error_spanned_by(
+                other,
+                format!("`{key}` takes a string literal, as in {key} = \"...\""),
+            );
             None
         }
     }

@@ -32,7 +32,9 @@ impl Registration<'_> {
             None => quote!(::core::option::Option::None),
         };
         let timeout = match self.options.timeout_millis {
-            Some(millis) => quote!(::core::option::Option::Some(::groundtruth::__private::Duration::from_millis(#millis))),
+            Some(millis) => {
+                quote!(::core::option::Option::Some(::groundtruth::__private::Duration::from_millis(#millis)))
+            }
             None => quote!(::core::option::Option::None),
         };
         let needs = &self.needs;

@@ -27,10 +27,9 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                     Arg::Path(path) if path.len() == 1 && path[0] == IGNORE => {
                         options.take_ignore_flag(&cx, &path[0]);
                     }
-                    Arg::Path(path) => cx.error_spanned_by(
-                        &path[0],
-                        unknown_option(&path[0].to_string(), OPTIONS),
-                    ),
+                    Arg::Path(path) => {
+                        cx.error_spanned_by(&path[0], unknown_option(&path[0].to_string(), OPTIONS))
+                    }
                     Arg::List { name, .. } => {
                         cx.error_spanned_by(&name, unknown_option(&name.to_string(), OPTIONS))
                     }
@@ -49,7 +48,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     take_ignore_attributes(&cx, &mut function.attrs, &mut options);
     for param in &function.sig.generics.params {
         if !matches!(param, GenericParam::Lifetime(_)) {
-            cx.error_spanned_by(param, "a test cannot be generic: the harness cannot choose its types");
+            cx.error_spanned_by(
+                param,
+                "a test cannot be generic: the harness cannot choose its types",
+            );
         }
     }
     let fixtures = Fixtures::from_signature(&cx, &function.sig, "groundtruth::test");
@@ -64,7 +66,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!(#ident(#args))
     };
-    let category = options.category.clone().unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
+    let category = options
+        .category
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
     let registration = Registration {
         ident,
         category: &category,
@@ -93,13 +98,19 @@ fn take_ignore_attributes(cx: &Ctxt, attrs: &mut Vec<Attribute>, options: &mut T
             kept.push(attr);
             continue;
         }
-        let ident = attr.path().get_ident().expect("checked by is_ident").clone();
+        let ident = attr
+            .path()
+            .get_ident()
+            .expect("checked by is_ident")
+            .clone();
         match &attr.meta {
             Meta::Path(_) => options.take_ignore_flag(cx, &ident),
             Meta::NameValue(name_value) => {
                 options.take(cx, &ident, &name_value.value, OPTIONS);
             }
-            Meta::List(list) => cx.error_spanned_by(list, "write #[ignore] or #[ignore = \"reason\"]"),
+            Meta::List(list) => {
+                cx.error_spanned_by(list, "write #[ignore] or #[ignore = \"reason\"]")
+            }
         }
     }
     *attrs = kept;

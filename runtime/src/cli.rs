@@ -114,7 +114,9 @@ where
             continue;
         }
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
             _ => (arg.clone(), None),
         };
         let mut value = |name: &'static str| -> Result<String, CliError> {
@@ -133,20 +135,34 @@ where
                     "pretty" => Format::Pretty,
                     "terse" => Format::Terse,
                     "json" => Format::Json,
-                    other => return Err(invalid("--format", other, "one of `pretty`, `terse`, `json`")),
+                    other => {
+                        return Err(invalid(
+                            "--format",
+                            other,
+                            "one of `pretty`, `terse`, `json`",
+                        ));
+                    }
                 }
             }
             "-q" | "--quiet" => options.format = Format::Terse,
             "--ignored" => options.ignored = IgnoredMode::Only,
             "--include-ignored" => options.ignored = IgnoredMode::Include,
-            "--test-threads" => options.test_threads = Some(parse_threads(&value("--test-threads")?)?),
+            "--test-threads" => {
+                options.test_threads = Some(parse_threads(&value("--test-threads")?)?)
+            }
             "--nocapture" | "--no-capture" => options.nocapture = true,
             "--color" => {
                 options.color = match value("--color")?.as_str() {
                     "auto" => ColorChoice::Auto,
                     "always" => ColorChoice::Always,
                     "never" => ColorChoice::Never,
-                    other => return Err(invalid("--color", other, "one of `auto`, `always`, `never`")),
+                    other => {
+                        return Err(invalid(
+                            "--color",
+                            other,
+                            "one of `auto`, `always`, `never`",
+                        ));
+                    }
                 }
             }
             "--category" => options.categories.extend(split_list(&value("--category")?)),
@@ -157,13 +173,19 @@ where
             "--junit" => options.junit = Some(PathBuf::from(value("--junit")?)),
             "--timeout" => {
                 let raw = value("--timeout")?;
-                let duration = parse_duration(&raw)
-                    .map_err(|_| invalid("--timeout", &raw, "a duration such as `500ms`, `30s` or `2m`"))?;
+                let duration = parse_duration(&raw).map_err(|_| {
+                    invalid(
+                        "--timeout",
+                        &raw,
+                        "a duration such as `500ms`, `30s` or `2m`",
+                    )
+                })?;
                 options.timeout = Some(duration);
             }
             "-h" | "--help" => options.help = true,
             // Accepted for libtest compatibility; they change nothing here.
-            "--show-output" | "--report-time" | "--test" | "--bench" | "--force-run-in-process" => {}
+            "--show-output" | "--report-time" | "--test" | "--bench" | "--force-run-in-process" => {
+            }
             "-Z" => {
                 value("-Z")?;
             }
@@ -192,7 +214,11 @@ fn split_list(raw: &str) -> impl Iterator<Item = String> + '_ {
 fn parse_threads(raw: &str) -> Result<usize, CliError> {
     match raw.parse::<usize>() {
         Ok(threads) if threads > 0 => Ok(threads),
-        _ => Err(invalid("--test-threads", raw, "a whole number of at least 1")),
+        _ => Err(invalid(
+            "--test-threads",
+            raw,
+            "a whole number of at least 1",
+        )),
     }
 }
 
@@ -267,7 +293,10 @@ mod tests {
             parse(["--frobnicate"]).unwrap_err().to_string(),
             "unknown flag `--frobnicate`; run with --help for the flags"
         );
-        assert_eq!(parse(["--skip"]).unwrap_err(), CliError::MissingValue("--skip"));
+        assert_eq!(
+            parse(["--skip"]).unwrap_err(),
+            CliError::MissingValue("--skip")
+        );
         for (args, flag) in [
             (["--shard", "0/3"], "--shard"),
             (["--shard", "4/3"], "--shard"),

@@ -30,7 +30,10 @@ impl fmt::Display for CliError {
                 flag,
                 value,
                 expected,
-            } => write!(f, "invalid value `{value}` for `{flag}`: expected {expected}"),
+            } => write!(
+                f,
+                "invalid value `{value}` for `{flag}`: expected {expected}"
+            ),
             CliError::UnknownCategory { name, known } => write!(
                 f,
                 "unknown category `{name}`; known categories: {}",

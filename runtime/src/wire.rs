@@ -99,9 +99,7 @@ impl<T> Wire for OnceLock<T> {
     type Target = T;
 
     fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
-        let value = self
-            .get()
-            .ok_or_else(|| Unwired::new("OnceLock not set"))?;
+        let value = self.get().ok_or_else(|| Unwired::new("OnceLock not set"))?;
         f(value);
         Ok(())
     }
@@ -111,9 +109,7 @@ impl<T> Wire for OnceCell<T> {
     type Target = T;
 
     fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
-        let value = self
-            .get()
-            .ok_or_else(|| Unwired::new("OnceCell not set"))?;
+        let value = self.get().ok_or_else(|| Unwired::new("OnceCell not set"))?;
         f(value);
         Ok(())
     }
@@ -217,10 +213,12 @@ impl WiringReport {
 
     /// Paths of the fields found unwired, with the reason.
     pub fn unwired(&self) -> impl Iterator<Item = (&str, &Unwired)> {
-        self.entries.iter().filter_map(|entry| match &entry.outcome {
-            Ok(()) => None,
-            Err(why) => Some((entry.path.as_str(), why)),
-        })
+        self.entries
+            .iter()
+            .filter_map(|entry| match &entry.outcome {
+                Ok(()) => None,
+                Err(why) => Some((entry.path.as_str(), why)),
+            })
     }
 
     /// `Ok` when every field is wired; otherwise the message a failing test

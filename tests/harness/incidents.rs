@@ -5,7 +5,11 @@ use crate::support::{cargo, cargo_test_example};
 
 #[groundtruth::test(category = "e2e", timeout = "15m")]
 fn unwired_repository_is_caught_by_the_wiring_tests() {
-    let healthy = cargo_test_example("operations", &[], &["--category", "wiring", "--format", "json"]);
+    let healthy = cargo_test_example(
+        "operations",
+        &[],
+        &["--category", "wiring", "--format", "json"],
+    );
     assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
     let wiring = healthy.finished();
     assert_eq!(wiring.len(), 3, "{:?}", wiring.keys());
@@ -27,7 +31,10 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
     // Found again through the detector, with the full path to the repository.
     let detector = &finished["operations::detector::get_orphan_detector"];
     let message = detector["message"].as_str().unwrap_or_default();
-    assert!(message.contains("operations_service.repository not wired (None)"), "{message}");
+    assert!(
+        message.contains("operations_service.repository not wired (None)"),
+        "{message}"
+    );
     let services = &finished["operations::service::build_services"];
     let message = services["message"].as_str().unwrap_or_default();
     assert!(
@@ -54,14 +61,28 @@ fn linkme_backend_finds_the_same_tests_as_inventory() {
 #[groundtruth::test(category = "e2e", timeout = "15m")]
 fn production_builds_carry_no_tests() {
     let tree = cargo()
-        .args(["tree", "-e", "normal", "-p", "operations", "--prefix", "none"])
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "-p",
+            "operations",
+            "--prefix",
+            "none",
+        ])
         .output()
         .expect("cargo tree runs");
-    assert!(tree.status.success(), "{}", String::from_utf8_lossy(&tree.stderr));
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
     let tree = String::from_utf8_lossy(&tree.stdout);
     for test_only in ["inventory", "linkme", "tokio", "serde_json"] {
         assert!(
-            !tree.lines().any(|line| line.starts_with(&format!("{test_only} "))),
+            !tree
+                .lines()
+                .any(|line| line.starts_with(&format!("{test_only} "))),
             "`{test_only}` reaches the production build:\n{tree}"
         );
     }
@@ -69,26 +90,31 @@ fn production_builds_carry_no_tests() {
     // A target dir of its own: a concurrent `cargo test -p operations`
     // would otherwise overwrite target/debug/operations with a test build.
     let target = crate::support::workspace().join("target/production-check");
-    let build = cargo()
-        .args(["build", "-p", "operations", "--bin", "operations", "--message-format=json-render-diagnostics"])
-        .arg("--target-dir")
-        .arg(&target)
-        .output()
-        .expect("cargo build runs");
-    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
-    let binary = String::from_utf8_lossy(&build.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|message| message["executable"].as_str().map(str::to_owned))
-        .last()
-        .expect("cargo names the operations binary");
+    let target = target.to_string_lossy();
+    let binary = crate::support::cargo_executable(&[
+        "build",
+        "-p",
+        "operations",
+        "--bin",
+        "operations",
+        "--target-dir",
+        &target,
+    ])
+    .expect("the production build succeeds");
+    let binary = binary.to_string_lossy();
     let production = registry_symbols(&binary);
-    assert_eq!(production, 0, "the production binary {binary} holds {production} registry symbols");
+    assert_eq!(
+        production, 0,
+        "the production binary {binary} holds {production} registry symbols"
+    );
 
     let test_binary = crate::support::build_test_binary(&["-p", "operations", "--test", "harness"])
         .expect("the example's harness builds");
     let tests = registry_symbols(&test_binary.to_string_lossy());
-    assert!(tests > 0, "the test binary should hold registry symbols: the check is blind");
+    assert!(
+        tests > 0,
+        "the test binary should hold registry symbols: the check is blind"
+    );
 }
 
 /// Symbols of groundtruth's registry and runner in a binary.
@@ -109,11 +135,21 @@ fn registry_symbols(binary: &str) -> usize {
 fn nextest_runs_a_category_by_filter_expression() {
     let nextest = cargo().args(["nextest", "--version"]).output();
     if !nextest.is_ok_and(|output| output.status.success()) {
-        groundtruth::skip("cargo-nextest is not installed: `cargo install cargo-nextest` to run this check");
+        groundtruth::skip(
+            "cargo-nextest is not installed: `cargo install cargo-nextest` to run this check",
+        );
     }
     let run = |features: &str| {
         let mut command = cargo();
-        command.args(["nextest", "run", "-p", "operations", "--test", "harness", "--no-fail-fast"]);
+        command.args([
+            "nextest",
+            "run",
+            "-p",
+            "operations",
+            "--test",
+            "harness",
+            "--no-fail-fast",
+        ]);
         command.args(["-E", r"test(/^\[wiring\]/)", "--color", "never"]);
         if !features.is_empty() {
             command.args(["--features", features]);
@@ -123,10 +159,16 @@ fn nextest_runs_a_category_by_filter_expression() {
     let healthy = run("");
     let stderr = String::from_utf8_lossy(&healthy.stderr);
     assert!(healthy.status.success(), "{stderr}");
-    assert!(stderr.contains("3 tests run: 3 passed, 2 skipped"), "{stderr}");
+    assert!(
+        stderr.contains("3 tests run: 3 passed, 2 skipped"),
+        "{stderr}"
+    );
     let broken = run("bug-unwired-repository");
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(!broken.status.success(), "{stderr}");
-    assert!(stderr.contains("3 tests run: 0 passed, 3 failed, 2 skipped"), "{stderr}");
+    assert!(
+        stderr.contains("3 tests run: 0 passed, 3 failed, 2 skipped"),
+        "{stderr}"
+    );
     assert!(stderr.contains("repository not wired (None)"), "{stderr}");
 }

@@ -20,27 +20,44 @@ pub fn cargo() -> Command {
     command
 }
 
-/// Builds a test target with `cargo test --no-run` and returns its path.
-pub fn build_test_binary(args: &[&str]) -> Result<PathBuf, String> {
+/// Runs `cargo ARGS --message-format=json-render-diagnostics` and returns
+/// the executable it built.
+pub fn cargo_executable(args: &[&str]) -> Result<PathBuf, String> {
     let output = cargo()
-        .args(["test", "--no-run", "--message-format=json-render-diagnostics"])
         .args(args)
+        .arg("--message-format=json-render-diagnostics")
         .output()
         .map_err(|error| format!("could not run cargo: {error}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo test --no-run {} failed:\n{}",
+            "cargo {} failed:\n{}",
             args.join(" "),
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    String::from_utf8_lossy(&output.stdout)
+    // `cargo test --no-run` also builds the package's binaries; prefer the
+    // test executable when there is one.
+    let executables: Vec<(bool, PathBuf)> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact" && message["profile"]["test"] == true)
-        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .last()
-        .ok_or_else(|| format!("cargo test --no-run {} named no test executable", args.join(" ")))
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let path = message["executable"].as_str()?;
+            Some((message["profile"]["test"] == true, PathBuf::from(path)))
+        })
+        .collect();
+    let tests_first = executables.iter().rev().find(|(test, _)| *test);
+    tests_first
+        .or(executables.last())
+        .map(|(_, path)| path.clone())
+        .ok_or_else(|| format!("cargo {} named no executable", args.join(" ")))
+}
+
+/// Builds a test target with `cargo test --no-run` and returns its path.
+pub fn build_test_binary(args: &[&str]) -> Result<PathBuf, String> {
+    let mut all = vec!["test", "--no-run"];
+    all.extend_from_slice(args);
+    cargo_executable(&all)
 }
 
 /// The demo harness of `tests/demo.rs`, built once per process.
@@ -74,7 +91,8 @@ impl Run {
         self.stdout
             .lines()
             .map(|line| {
-                serde_json::from_str(line).unwrap_or_else(|error| panic!("not a JSON event ({error}): {line}"))
+                serde_json::from_str(line)
+                    .unwrap_or_else(|error| panic!("not a JSON event ({error}): {line}"))
             })
             .collect()
     }
@@ -107,7 +125,10 @@ pub fn run(binary: &Path, args: &[&str]) -> Run {
 /// Runs a harness binary with `args` and extra environment.
 pub fn run_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(binary);
-    command.args(args).env_remove("NEXTEST").env_remove("NEXTEST_RUN_ID");
+    command
+        .args(args)
+        .env_remove("NEXTEST")
+        .env_remove("NEXTEST_RUN_ID");
     for (key, value) in env {
         command.env(key, value);
     }

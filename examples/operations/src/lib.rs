@@ -13,5 +13,7 @@ pub use detector::{OrphanDetector, get_orphan_detector};
 pub use metrics::Metrics;
 pub use model::{NewOperation, Operation, OperationId, OperationStatus};
 pub use repository::{InMemoryRepository, OperationsRepository, RepositoryError};
-pub use service::{OperationsService, ServiceError, Services, build_services, get_operations_service};
+pub use service::{
+    OperationsService, ServiceError, Services, build_services, get_operations_service,
+};
 pub use settings::Settings;

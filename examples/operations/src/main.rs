@@ -15,7 +15,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    match services.operations.create_operation(operations::NewOperation::training("EURUSD")) {
+    match services
+        .operations
+        .create_operation(operations::NewOperation::training("EURUSD"))
+    {
         Ok(operation) => println!("created {}", operation.id),
         Err(error) => eprintln!("operations: {error}"),
     }

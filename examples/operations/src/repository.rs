@@ -45,7 +45,10 @@ impl InMemoryRepository {
 
 impl OperationsRepository for InMemoryRepository {
     fn insert(&self, new: &NewOperation) -> Result<Operation, RepositoryError> {
-        let mut rows = self.rows.lock().expect("no thread panics while holding the lock");
+        let mut rows = self
+            .rows
+            .lock()
+            .expect("no thread panics while holding the lock");
         let id = OperationId(rows.len() as u64 + 1);
         let operation = Operation {
             id,
@@ -59,19 +62,28 @@ impl OperationsRepository for InMemoryRepository {
     }
 
     fn get(&self, id: OperationId) -> Result<Operation, RepositoryError> {
-        let rows = self.rows.lock().expect("no thread panics while holding the lock");
+        let rows = self
+            .rows
+            .lock()
+            .expect("no thread panics while holding the lock");
         rows.get(&id).cloned().ok_or(RepositoryError::NotFound(id))
     }
 
     fn set_status(&self, id: OperationId, status: OperationStatus) -> Result<(), RepositoryError> {
-        let mut rows = self.rows.lock().expect("no thread panics while holding the lock");
+        let mut rows = self
+            .rows
+            .lock()
+            .expect("no thread panics while holding the lock");
         let row = rows.get_mut(&id).ok_or(RepositoryError::NotFound(id))?;
         row.status = status;
         Ok(())
     }
 
     fn stale(&self, seconds: u64) -> Result<Vec<Operation>, RepositoryError> {
-        let rows = self.rows.lock().expect("no thread panics while holding the lock");
+        let rows = self
+            .rows
+            .lock()
+            .expect("no thread panics while holding the lock");
         Ok(rows
             .values()
             .filter(|row| row.status == OperationStatus::Running && row.idle_seconds >= seconds)

@@ -54,8 +54,14 @@ impl std::fmt::Debug for OperationsService {
 }
 
 impl OperationsService {
-    pub fn new(repository: Option<Arc<dyn OperationsRepository>>, metrics: Option<Arc<Metrics>>) -> Self {
-        Self { repository, metrics }
+    pub fn new(
+        repository: Option<Arc<dyn OperationsRepository>>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        Self {
+            repository,
+            metrics,
+        }
     }
 
     fn repository(&self) -> Result<&dyn OperationsRepository, ServiceError> {
@@ -79,7 +85,8 @@ impl OperationsService {
     }
 
     pub fn cancel(&self, id: OperationId) -> Result<(), ServiceError> {
-        self.repository()?.set_status(id, OperationStatus::Cancelled)?;
+        self.repository()?
+            .set_status(id, OperationStatus::Cancelled)?;
         self.count("operations_cancelled");
         Ok(())
     }

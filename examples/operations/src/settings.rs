@@ -13,9 +13,9 @@ impl Settings {
     /// Reads `OPERATIONS_ORPHAN_TIMEOUT_SECS`, defaulting to five minutes.
     pub fn from_env() -> Result<Self, String> {
         let seconds = match std::env::var("OPERATIONS_ORPHAN_TIMEOUT_SECS") {
-            Ok(raw) => raw
-                .parse()
-                .map_err(|_| format!("OPERATIONS_ORPHAN_TIMEOUT_SECS must be a number of seconds, not `{raw}`"))?,
+            Ok(raw) => raw.parse().map_err(|_| {
+                format!("OPERATIONS_ORPHAN_TIMEOUT_SECS must be a number of seconds, not `{raw}`")
+            })?,
             Err(_) => 300,
         };
         Ok(Self {

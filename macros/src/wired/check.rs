@@ -3,7 +3,10 @@
 
 use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
-use syn::{Fields, GenericArgument, GenericParam, Item, ItemFn, ItemStruct, PathArguments, ReturnType, Type};
+use syn::{
+    Fields, GenericArgument, GenericParam, Item, ItemFn, ItemStruct, PathArguments, ReturnType,
+    Type,
+};
 
 use super::parse::WiredAttr;
 use crate::ctxt::Ctxt;
@@ -41,7 +44,10 @@ pub fn factory(cx: &Ctxt, _attr: &WiredAttr, function: &ItemFn) -> Option<Factor
         }
     }
     if let Some(unsafety) = &signature.unsafety {
-        cx.error_spanned_by(unsafety, "#[wired] does not call `unsafe` factories; wrap it in a safe one");
+        cx.error_spanned_by(
+            unsafety,
+            "#[wired] does not call `unsafe` factories; wrap it in a safe one",
+        );
     }
     let fixtures = Fixtures::from_signature(cx, signature, "wired");
     let output = match &signature.output {
@@ -74,7 +80,9 @@ pub fn factory(cx: &Ctxt, _attr: &WiredAttr, function: &ItemFn) -> Option<Factor
     };
     let service = match inner {
         Type::Reference(reference) => (*reference.elem).clone(),
-        other => single_argument(other, &["Arc", "Box", "Rc"]).unwrap_or(other).clone(),
+        other => single_argument(other, &["Arc", "Box", "Rc"])
+            .unwrap_or(other)
+            .clone(),
     };
     Some(Factory {
         fixtures,
@@ -165,7 +173,11 @@ pub fn item_keyword(item: &Item) -> proc_macro2::TokenStream {
         Item::Type(item) => item.type_token.into_token_stream(),
         Item::Union(item) => item.union_token.into_token_stream(),
         Item::Use(item) => item.use_token.into_token_stream(),
-        other => quote!(#other).into_iter().next().map(Into::into).unwrap_or_else(|| quote!(#other)),
+        other => quote!(#other)
+            .into_iter()
+            .next()
+            .map(Into::into)
+            .unwrap_or_else(|| quote!(#other)),
     }
 }
 

@@ -23,7 +23,10 @@ fn tree(attr: &WiredAttr) -> Vec<Node<'_>> {
     for path in &attr.fields {
         let mut level = &mut roots;
         for segment in &path.segments {
-            let index = match level.iter().position(|node| node.name.unraw() == segment.unraw()) {
+            let index = match level
+                .iter()
+                .position(|node| node.name.unraw() == segment.unraw())
+            {
                 Some(index) => index,
                 None => {
                     level.push(Node {
@@ -54,7 +57,11 @@ fn checks(nodes: &[Node], base: &TokenStream, prefix: &TokenStream) -> TokenStre
                     .groundtruth_nested(__groundtruth_report, __groundtruth_path);
             }
         } else {
-            checks(&node.children, &quote!(__groundtruth_target), &quote!(__groundtruth_path))
+            checks(
+                &node.children,
+                &quote!(__groundtruth_target),
+                &quote!(__groundtruth_path),
+            )
         };
         quote! {
             __groundtruth_report.field(

@@ -8,7 +8,10 @@ use super::{Outcome, Summary};
 
 /// Writes the report of `summary` to `path`, creating parent directories.
 pub fn write(path: &Path, summary: &Summary) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(path, render(summary))
@@ -35,8 +38,16 @@ pub fn render(summary: &Summary) -> String {
             stats.ignored,
             stats.time.as_secs_f64()
         );
-        for record in summary.records.iter().filter(|record| record.test.category == category) {
-            let (classname, name) = record.test.name.rsplit_once("::").unwrap_or(("", record.test.name));
+        for record in summary
+            .records
+            .iter()
+            .filter(|record| record.test.category == category)
+        {
+            let (classname, name) = record
+                .test
+                .name
+                .rsplit_once("::")
+                .unwrap_or(("", record.test.name));
             let _ = write!(
                 xml,
                 "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\" file=\"{}\" line=\"{}\"",
@@ -50,7 +61,11 @@ pub fn render(summary: &Summary) -> String {
                 Outcome::Passed => xml.push_str("/>\n"),
                 Outcome::Ignored => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
                 Outcome::Skipped(reason) => {
-                    let _ = write!(xml, ">\n      <skipped message=\"{}\"/>\n    </testcase>\n", escape(reason));
+                    let _ = write!(
+                        xml,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                        escape(reason)
+                    );
                 }
                 Outcome::Failed(_) | Outcome::TimedOut(_) => {
                     let message = record.message().unwrap_or_default();
@@ -95,6 +110,9 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_control_characters() {
-        assert_eq!(escape("a<b & \"c\"\u{1b}"), "a&lt;b &amp; &quot;c&quot;\u{FFFD}");
+        assert_eq!(
+            escape("a<b & \"c\"\u{1b}"),
+            "a&lt;b &amp; &quot;c&quot;\u{FFFD}"
+        );
     }
 }

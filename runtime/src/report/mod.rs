@@ -108,7 +108,10 @@ impl Summary {
     }
 
     fn count(&self, predicate: impl Fn(&Outcome) -> bool) -> usize {
-        self.records.iter().filter(|record| predicate(&record.outcome)).count()
+        self.records
+            .iter()
+            .filter(|record| predicate(&record.outcome))
+            .count()
     }
 
     pub fn passed(&self) -> usize {
@@ -125,7 +128,9 @@ impl Summary {
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &Record> {
-        self.records.iter().filter(|record| record.outcome.is_failure())
+        self.records
+            .iter()
+            .filter(|record| record.outcome.is_failure())
     }
 
     /// Per-category counts, built-in tiers first.
@@ -160,7 +165,9 @@ pub fn for_options(options: &Options) -> Box<dyn Reporter + Send> {
     let color = match options.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     match options.format {
         Format::Pretty => Box::new(pretty::Pretty::new(false, color)),

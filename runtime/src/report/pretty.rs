@@ -59,7 +59,11 @@ impl Pretty {
         if !failures.is_empty() {
             writeln!(out, "\nfailures:\n")?;
             for record in &failures {
-                writeln!(out, "---- {} [{}] ----", record.test.name, record.test.category)?;
+                writeln!(
+                    out,
+                    "---- {} [{}] ----",
+                    record.test.name, record.test.category
+                )?;
                 writeln!(out, "{}", record.message().unwrap_or_default())?;
                 writeln!(out, "  at {}\n", record.location())?;
             }
@@ -118,17 +122,26 @@ impl Reporter for Pretty {
         let mut out = io::stdout().lock();
         let _ = if self.terse {
             self.terse_column += 1;
-            let newline = if self.terse_column % 88 == 0 { "\n" } else { "" };
+            let newline = if self.terse_column.is_multiple_of(88) {
+                "\n"
+            } else {
+                ""
+            };
             write!(out, "{}{newline}", self.outcome_char(&record.outcome))
         } else {
-            writeln!(out, "test {} ... {}", record.test.name, self.outcome_word(&record.outcome))
+            writeln!(
+                out,
+                "test {} ... {}",
+                record.test.name,
+                self.outcome_word(&record.outcome)
+            )
         };
         let _ = out.flush();
     }
 
     fn finished(&mut self, summary: &Summary) {
         let mut out = io::stdout().lock();
-        if self.terse && self.terse_column % 88 != 0 {
+        if self.terse && !self.terse_column.is_multiple_of(88) {
             let _ = writeln!(out);
         }
         let _ = self.write_summary(&mut out, summary);

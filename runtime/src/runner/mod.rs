@@ -122,7 +122,9 @@ fn usage_error(error: &dyn fmt::Display) -> i32 {
 fn names_carry_category() -> bool {
     match std::env::var("GROUNDTRUTH_CATEGORY_IN_NAME") {
         Ok(value) => value == "1",
-        Err(_) => std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some(),
+        Err(_) => {
+            std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some()
+        }
     }
 }
 
@@ -161,13 +163,21 @@ fn run(selection: Selection, options: &Options) -> i32 {
         .expect("the tokio runtime of the harness could not start");
     let mut reporter = report::for_options(options);
     let started = Instant::now();
-    let records = runtime.block_on(run_selection(&selection, options, threads, reporter.as_mut()));
+    let records = runtime.block_on(run_selection(
+        &selection,
+        options,
+        threads,
+        reporter.as_mut(),
+    ));
     let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
     reporter.finished(&summary);
     if let Some(path) = &options.junit
         && let Err(error) = report::junit::write(path, &summary)
     {
-        eprintln!("error: could not write the JUnit report to {}: {error}", path.display());
+        eprintln!(
+            "error: could not write the JUnit report to {}: {error}",
+            path.display()
+        );
         return 101;
     }
     // The runtime may hold threads of timed-out tests; do not wait for them.
@@ -199,7 +209,10 @@ async fn run_selection(
         let semaphore = Arc::clone(&semaphore);
         let sender = sender.clone();
         tokio::spawn(async move {
-            let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
+            let _permit = semaphore
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let _ = sender.send(Event::Started(test));
             let record = supervise(test, test.timeout.unwrap_or(default_timeout)).await;
             let _ = sender.send(Event::Finished(record));
@@ -234,7 +247,9 @@ async fn supervise(test: &'static TestDescriptor, timeout: Duration) -> Record {
         Ok(Ok(Ok(()))) => Outcome::Passed,
         Ok(Ok(Err(failure))) if failure.skipped => Outcome::Skipped(failure.message),
         Ok(Ok(Err(failure))) => Outcome::Failed(failure),
-        Ok(Err(join_error)) => Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}"))),
+        Ok(Err(join_error)) => {
+            Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}")))
+        }
         Err(_elapsed) => {
             task.abort();
             Outcome::TimedOut(timeout)

@@ -48,9 +48,14 @@ fn failure_from_hook(info: &PanicHookInfo<'_>) -> Failure {
     Failure {
         message: format!("panicked: {message}"),
         skipped: false,
-        location: info
-            .location()
-            .map(|location| format!("{}:{}:{}", location.file(), location.line(), location.column())),
+        location: info.location().map(|location| {
+            format!(
+                "{}:{}:{}",
+                location.file(),
+                location.line(),
+                location.column()
+            )
+        }),
     }
 }
 

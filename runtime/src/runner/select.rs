@@ -40,7 +40,10 @@ pub fn known_categories(tests: &[&'static TestDescriptor]) -> Vec<String> {
 }
 
 /// Applies the command line to the registered tests.
-pub fn select(registered: &[&'static TestDescriptor], options: &Options) -> Result<Selection, CliError> {
+pub fn select(
+    registered: &[&'static TestDescriptor],
+    options: &Options,
+) -> Result<Selection, CliError> {
     let known = known_categories(registered);
     for name in options.categories.iter().chain(&options.skip_categories) {
         if !known.contains(name) {
@@ -55,7 +58,9 @@ pub fn select(registered: &[&'static TestDescriptor], options: &Options) -> Resu
         .copied()
         .filter(|test| matches_filters(test, options))
         .filter(|test| !is_skipped(test, options))
-        .filter(|test| options.categories.is_empty() || options.categories.iter().any(|c| c == test.category))
+        .filter(|test| {
+            options.categories.is_empty() || options.categories.iter().any(|c| c == test.category)
+        })
         .filter(|test| !options.skip_categories.iter().any(|c| c == test.category))
         .filter(|test| options.ignored != IgnoredMode::Only || test.ignored)
         .filter(|test| options.shard.is_none_or(|shard| in_shard(test.name, shard)))
@@ -100,8 +105,9 @@ pub fn in_shard(name: &str, shard: Shard) -> bool {
 fn stable_hash(name: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    name.bytes()
-        .fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+    name.bytes().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
 }
 
 #[cfg(test)]
