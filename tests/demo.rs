@@ -83,6 +83,55 @@ async fn meets_b() {
     meet().await;
 }
 
+/// A user's own holder type: wired once connected.
+pub struct Connection {
+    connected: bool,
+}
+
+impl groundtruth::Wire for Connection {
+    type Target = Connection;
+
+    fn visit(&self, f: &mut dyn FnMut(&Connection)) -> Result<(), groundtruth::Unwired> {
+        if !self.connected {
+            return Err(groundtruth::Unwired::new("not connected"));
+        }
+        f(self);
+        Ok(())
+    }
+}
+
+pub struct Client {
+    connection: Connection,
+    cache: std::cell::OnceCell<String>,
+    parent: std::sync::Weak<u32>,
+}
+
+#[groundtruth::wired(connection, cache)]
+fn boxed_client() -> Box<Client> {
+    let cache = std::cell::OnceCell::new();
+    let _ = cache.set("warm".to_owned());
+    Box::new(Client {
+        connection: Connection { connected: true },
+        cache,
+        parent: std::sync::Weak::new(),
+    })
+}
+
+#[groundtruth::wired(connection, parent, cache)]
+async fn disconnected_client() -> Client {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    Client {
+        connection: Connection { connected: false },
+        cache: std::cell::OnceCell::new(),
+        parent: std::sync::Weak::new(),
+    }
+}
+
+#[groundtruth::wired(connection)]
+fn client_from_config() -> Result<Client, String> {
+    Err("DATABASE_URL is not set".to_owned())
+}
+
 /// A fixture that cannot be built: the test fails without running its body.
 struct BrokenFixture;
 

@@ -22,7 +22,7 @@ fn list_terse_prints_only_name_test_lines() -> Result<(), String> {
     let listed = run(demo, &["--list", "--format", "terse"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let names = names(&listed.stdout);
-    assert_eq!(names.len(), 13, "{}", listed.stdout);
+    assert_eq!(names.len(), 16, "{}", listed.stdout);
     assert!(
         names.iter().all(|name| name.starts_with("demo::")),
         "{names:?}"
@@ -81,7 +81,7 @@ fn exact_and_skip_select_by_name() -> Result<(), String> {
         ["demo::passes"]
     );
     let suite = filtered.events().remove(0);
-    assert_eq!(suite["filtered_out"], 12, "{suite}");
+    assert_eq!(suite["filtered_out"], 15, "{suite}");
     Ok(())
 }
 
@@ -167,8 +167,20 @@ fn each_failure_is_reported_alone_and_the_rest_go_on() -> Result<(), String> {
         .unwrap_or_default()
         .to_owned();
     assert!(timeout.contains("timed out after 0.300s"), "{timeout}");
+    // #[wired] through Box, a user's own Wire type, OnceCell, Weak, async
+    // factories and Result factories.
+    assert_eq!(all.outcome("boxed_client"), "passed");
+    assert_eq!(
+        finished["demo::disconnected_client"]["message"],
+        "disconnected_client() returned Client with connection not wired (not connected), \
+         parent not wired (Weak points to nothing), cache not wired (OnceCell not set); wired: nothing"
+    );
+    assert_eq!(
+        finished["demo::client_from_config"]["message"],
+        "client_from_config() returned Err: \"DATABASE_URL is not set\""
+    );
     let suite = all.events().pop().unwrap_or_default();
-    assert_eq!(suite["failed"], 5, "{suite}");
+    assert_eq!(suite["failed"], 7, "{suite}");
     assert_eq!(suite["ignored"], 3, "{suite}");
     Ok(())
 }
@@ -304,7 +316,7 @@ fn pretty_output_ends_with_a_table_per_category() -> Result<(), String> {
     assert_eq!(&cells[..4], ["smoke", "2", "1", "3"], "{table}");
     assert!(
         stdout.contains(
-            "test result: FAILED. 2 passed; 1 failed; 3 ignored; 0 measured; 7 filtered out"
+            "test result: FAILED. 2 passed; 1 failed; 3 ignored; 0 measured; 10 filtered out"
         ),
         "{stdout}"
     );

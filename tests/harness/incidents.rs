@@ -12,7 +12,7 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
     );
     assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
     let wiring = healthy.finished();
-    assert_eq!(wiring.len(), 3, "{:?}", wiring.keys());
+    assert_eq!(wiring.len(), 4, "{:?}", wiring.keys());
     assert!(wiring.values().all(|event| event["outcome"] == "passed"));
 
     let broken = cargo_test_example(
@@ -35,6 +35,12 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
         message.contains("operations_service.repository not wired (None)"),
         "{message}"
     );
+    let started = &finished["operations::detector::start_orphan_detector"];
+    let message = started["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("start_orphan_detector() returned OrphanDetector with"),
+        "{message}"
+    );
     let services = &finished["operations::service::build_services"];
     let message = services["message"].as_str().unwrap_or_default();
     assert!(
@@ -52,7 +58,7 @@ fn linkme_backend_finds_the_same_tests_as_inventory() {
     };
     let inventory = listing(&[]);
     let linkme = listing(&["groundtruth/linkme"]);
-    assert_eq!(inventory.lines().count(), 5, "{inventory}");
+    assert_eq!(inventory.lines().count(), 6, "{inventory}");
     assert_eq!(inventory, linkme);
 }
 
@@ -160,14 +166,14 @@ fn nextest_runs_a_category_by_filter_expression() {
     let stderr = String::from_utf8_lossy(&healthy.stderr);
     assert!(healthy.status.success(), "{stderr}");
     assert!(
-        stderr.contains("3 tests run: 3 passed, 2 skipped"),
+        stderr.contains("4 tests run: 4 passed, 2 skipped"),
         "{stderr}"
     );
     let broken = run("bug-unwired-repository");
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(!broken.status.success(), "{stderr}");
     assert!(
-        stderr.contains("3 tests run: 0 passed, 3 failed, 2 skipped"),
+        stderr.contains("4 tests run: 0 passed, 4 failed, 2 skipped"),
         "{stderr}"
     );
     assert!(stderr.contains("repository not wired (None)"), "{stderr}");

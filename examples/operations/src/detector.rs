@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::service::{OperationsService, ServiceError, get_operations_service};
+use crate::settings::Settings;
 
 /// Marks running operations as failed once they have been silent too long.
 #[groundtruth::wired(operations_service)]
@@ -41,4 +42,17 @@ pub fn get_orphan_detector() -> Arc<OrphanDetector> {
         Some(Arc::new(get_operations_service())),
         Duration::from_secs(300),
     ))
+}
+
+/// The detector the server starts in the background, configured from the
+/// settings; async, as the server's startup is.
+#[groundtruth::wired]
+pub async fn start_orphan_detector(
+    settings: Settings,
+) -> Result<Arc<OrphanDetector>, ServiceError> {
+    let operations_service = Arc::new(get_operations_service());
+    Ok(Arc::new(OrphanDetector::new(
+        Some(operations_service),
+        settings.orphan_timeout,
+    )))
 }

@@ -9,7 +9,7 @@ pub mod repository;
 pub mod service;
 pub mod settings;
 
-pub use detector::{OrphanDetector, get_orphan_detector};
+pub use detector::{OrphanDetector, get_orphan_detector, start_orphan_detector};
 pub use metrics::Metrics;
 pub use model::{NewOperation, Operation, OperationId, OperationStatus};
 pub use repository::{InMemoryRepository, OperationsRepository, RepositoryError};
