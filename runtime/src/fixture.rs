@@ -1,8 +1,6 @@
 //! Test parameters resolved by type: the [`Fixture`] trait and the
 //! per-test [`TestContext`] fixtures are built from.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 
@@ -58,11 +56,9 @@ impl fmt::Display for FixtureError {
 
 impl std::error::Error for FixtureError {}
 
-/// What one running test knows: its own description, and values its
-/// fixtures share with each other.
+/// What one running test knows while its fixtures are built.
 pub struct TestContext {
     descriptor: &'static TestDescriptor,
-    shared: HashMap<TypeId, Box<dyn Any + Send>>,
 }
 
 impl fmt::Debug for TestContext {
@@ -75,10 +71,7 @@ impl fmt::Debug for TestContext {
 
 impl TestContext {
     pub(crate) fn new(descriptor: &'static TestDescriptor) -> Self {
-        Self {
-            descriptor,
-            shared: HashMap::new(),
-        }
+        Self { descriptor }
     }
 
     /// `module::path::fn` of the running test.
@@ -94,15 +87,5 @@ impl TestContext {
     /// Builds fixture `T` for this test.
     pub async fn fixture<T: Fixture>(&mut self) -> Result<T, FixtureError> {
         T::setup(self).await
-    }
-
-    /// A value shared by the fixtures of this test, created on first use:
-    /// how two fixtures built from the same resource see the same one.
-    pub fn shared<T: Any + Send>(&mut self, create: impl FnOnce() -> T) -> &mut T {
-        self.shared
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(create()))
-            .downcast_mut()
-            .expect("the map is keyed by the value's own TypeId")
     }
 }

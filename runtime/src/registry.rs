@@ -30,11 +30,6 @@ impl Needs {
         self.0 & other.0 == other.0
     }
 
-    /// Whether nothing is needed.
-    pub const fn is_none(self) -> bool {
-        self.0 == 0
-    }
-
     /// Names of the needs, for listings and reports.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMES
@@ -115,10 +110,3 @@ pub fn registered() -> impl Iterator<Item = &'static TestDescriptor> {
         TESTS.iter()
     }
 }
-
-/// Which backend collected the tests, for diagnostics.
-pub const BACKEND: &str = if cfg!(feature = "linkme") {
-    "linkme"
-} else {
-    "inventory"
-};

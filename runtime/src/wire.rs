@@ -71,49 +71,41 @@ impl<T> Wire for Option<T> {
     }
 }
 
-impl<T: ?Sized> Wire for std::sync::Weak<T> {
-    type Target = T;
+macro_rules! wire_through_weak {
+    ($($weak:ty),*) => {$(
+        impl<T: ?Sized> Wire for $weak {
+            type Target = T;
 
-    fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
-        let strong = self
-            .upgrade()
-            .ok_or_else(|| Unwired::new("Weak points to nothing"))?;
-        f(&strong);
-        Ok(())
-    }
+            fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
+                let strong = self
+                    .upgrade()
+                    .ok_or_else(|| Unwired::new("Weak points to nothing"))?;
+                f(&strong);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<T: ?Sized> Wire for std::rc::Weak<T> {
-    type Target = T;
+wire_through_weak!(std::sync::Weak<T>, std::rc::Weak<T>);
 
-    fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
-        let strong = self
-            .upgrade()
-            .ok_or_else(|| Unwired::new("Weak points to nothing"))?;
-        f(&strong);
-        Ok(())
-    }
+macro_rules! wire_through_once {
+    ($($cell:ident),*) => {$(
+        impl<T> Wire for $cell<T> {
+            type Target = T;
+
+            fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
+                let value = self
+                    .get()
+                    .ok_or_else(|| Unwired::new(concat!(stringify!($cell), " not set")))?;
+                f(value);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<T> Wire for OnceLock<T> {
-    type Target = T;
-
-    fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
-        let value = self.get().ok_or_else(|| Unwired::new("OnceLock not set"))?;
-        f(value);
-        Ok(())
-    }
-}
-
-impl<T> Wire for OnceCell<T> {
-    type Target = T;
-
-    fn visit(&self, f: &mut dyn FnMut(&T)) -> Result<(), Unwired> {
-        let value = self.get().ok_or_else(|| Unwired::new("OnceCell not set"))?;
-        f(value);
-        Ok(())
-    }
-}
+wire_through_once!(OnceLock, OnceCell);
 
 macro_rules! wire_through_pointer {
     ($($pointer:ident),*) => {$(

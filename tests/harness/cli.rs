@@ -367,3 +367,35 @@ fn junit_report_has_a_suite_per_category() -> Result<(), String> {
     );
     Ok(())
 }
+
+#[groundtruth::test(category = "integration", timeout = "10m")]
+fn nocapture_prints_panics_as_they_happen_and_color_is_chosen() -> Result<(), String> {
+    let demo = demo_binary()?;
+    let panic = ["--exact", "demo::panics_with_a_message"];
+    let captured = run(demo, &panic);
+    assert!(
+        !captured.stderr.contains("arithmetic still works"),
+        "{}",
+        captured.stderr
+    );
+    assert!(
+        captured.stdout.contains("arithmetic still works"),
+        "the failure report has it"
+    );
+    let printed = run(demo, &[&panic[..], &["--nocapture"]].concat());
+    assert!(
+        printed.stderr.contains("arithmetic still works"),
+        "{}",
+        printed.stderr
+    );
+
+    let colored = run(demo, &["--exact", "demo::passes", "--color", "always"]);
+    assert!(
+        colored.stdout.contains("... \u{1b}[32mok\u{1b}[0m"),
+        "{:?}",
+        colored.stdout
+    );
+    let plain = run(demo, &["--exact", "demo::passes", "--color", "never"]);
+    assert!(!plain.stdout.contains('\u{1b}'), "{:?}", plain.stdout);
+    Ok(())
+}
