@@ -20,12 +20,14 @@
 //! groundtruth = { version = "0.1", features = ["testing"] }
 //! ```
 
-pub use groundtruth_macros::{fixture, test, wired};
-pub use groundtruth_runtime::wire::{Unwired, Wire};
+pub use groundtruth_macros::{fixture, persists, test, wired};
+mod wire;
+
+pub use wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
 pub use groundtruth_runtime::{
-    Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip,
+    Config, Db, Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip,
 };
 
 /// The entry point of a harness binary (`tests/harness.rs` with
@@ -37,16 +39,28 @@ pub use groundtruth_runtime::{
 ///
 /// Each named crate is linked in; without the name the linker drops a
 /// crate's registrations and its tests silently vanish.
+///
+/// Migrations default to `migrations/` next to the harness crate's
+/// Cargo.toml; configure them (or the Docker image) after a `;`:
+///
+/// ```ignore
+/// groundtruth::main!(my_service; config = groundtruth::Config::new().migrations_dir("db/migrations"));
+/// ```
 #[macro_export]
 macro_rules! main {
     ($($krate:ident),* $(,)?) => {
+        $crate::main!($($krate),* ; config = $crate::Config::new());
+    };
+    ($($krate:ident),* ; config = $config:expr $(,)?) => {
         $(
             #[allow(unused_imports)]
             use $krate as _;
         )*
 
         fn main() {
-            $crate::__private::harness_main()
+            $crate::__private::harness_main(
+                ($config).manifest_dir(::core::env!("CARGO_MANIFEST_DIR")),
+            )
         }
     };
 }
@@ -54,14 +68,14 @@ macro_rules! main {
 /// Not public API. Used by generated code.
 #[doc(hidden)]
 pub mod __private {
-    pub use groundtruth_runtime::wire::{
+    pub use crate::wire::{
         DeclaredWiring, NestedDeref, NestedDerefTwice, NestedDirect, NestedNone, Probe,
         WiringReport,
     };
 
     #[cfg(feature = "testing")]
     pub use groundtruth_runtime::{
-        Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, inventory,
+        Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, inventory, persist,
         runner::TestFuture,
     };
 
@@ -69,7 +83,7 @@ pub mod __private {
     pub use groundtruth_runtime::{linkme, registry::TESTS};
 
     #[cfg(feature = "testing")]
-    pub use groundtruth_runtime::main as harness_main;
+    pub use groundtruth_runtime::main_with as harness_main;
 
     #[cfg(feature = "testing")]
     pub use std::time::Duration;

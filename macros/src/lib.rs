@@ -6,6 +6,7 @@
 mod ctxt;
 mod fixtures;
 mod options;
+mod persists;
 mod register;
 mod similar;
 mod symbol;
@@ -24,6 +25,16 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn wired(args: TokenStream, item: TokenStream) -> TokenStream {
     wired::expand(args.into(), item.into()).into()
+}
+
+/// Proves the body's writes reached the database: rows of the named tables
+/// are counted on a separate connection before the body and on a fresh one
+/// after it. `#[persists(operations)]`, `#[persists(operations(rows = 1))]`,
+/// `#[persists(operations(where = "status = 'FAILED'"))]`, `rows = 0` for
+/// "must not write". Table names are checked against `migrations/`.
+#[proc_macro_attribute]
+pub fn persists(args: TokenStream, item: TokenStream) -> TokenStream {
+    persists::expand(args.into(), item.into()).into()
 }
 
 /// Any other integration test: `#[groundtruth::test(category = "e2e", timeout = "30s")]`.

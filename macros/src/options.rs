@@ -24,9 +24,8 @@ pub enum Arg {
     Path(Vec<Ident>),
     /// `timeout = "30s"`.
     Value { key: Ident, value: Expr },
-    /// `operations(rows = 1)`: no attribute takes one yet; parsed so the
-    /// error can name the valid choices.
-    List { name: Ident },
+    /// `operations(rows = 1)`.
+    List { name: Vec<Ident>, args: Vec<Arg> },
 }
 
 impl Parse for Arg {
@@ -39,16 +38,19 @@ impl Parse for Arg {
                 value: input.parse()?,
             });
         }
-        if input.peek(syn::token::Paren) {
-            let content;
-            syn::parenthesized!(content in input);
-            Punctuated::<Arg, Token![,]>::parse_terminated(&content)?;
-            return Ok(Arg::List { name: first });
-        }
         let mut path = vec![first];
         while input.peek(Token![.]) {
             input.parse::<Token![.]>()?;
             path.push(Ident::parse_any(input)?);
+        }
+        if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            let args = Punctuated::<Arg, Token![,]>::parse_terminated(&content)?;
+            return Ok(Arg::List {
+                name: path,
+                args: args.into_iter().collect(),
+            });
         }
         Ok(Arg::Path(path))
     }
@@ -70,12 +72,18 @@ pub struct TestOptions {
 }
 
 impl TestOptions {
+    /// The keys this type takes; an attribute may allow others it handles itself.
+    pub const KEYS: &'static [&'static str] = &[CATEGORY, TIMEOUT, IGNORE];
+
     /// Takes `key = value` if `key` is one of `allowed`; records an error
     /// naming the valid choices otherwise.
     pub fn take(&mut self, cx: &Ctxt, key: &Ident, value: &Expr, allowed: &[&str]) {
         let name = key.unraw().to_string();
         if !allowed.contains(&name.as_str()) {
             cx.error_spanned_by(key, unknown_option(&name, allowed));
+            return;
+        }
+        if !TestOptions::KEYS.contains(&name.as_str()) {
             return;
         }
         if self.seen.iter().any(|seen| seen.unraw() == name) {
@@ -142,7 +150,8 @@ pub fn unknown_option(name: &str, allowed: &[&str]) -> String {
     message
 }
 
-fn string_literal(cx: &Ctxt, key: &str, value: &Expr) -> Option<LitStr> {
+/// A string literal, or an error naming the key that wanted one.
+pub fn string_literal(cx: &Ctxt, key: &str, value: &Expr) -> Option<LitStr> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(text),

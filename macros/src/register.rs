@@ -18,6 +18,8 @@ pub struct Registration<'a> {
     /// Statements of the async body, with `__groundtruth_ctx` in scope,
     /// ending in an expression of type `TestResult`.
     pub body: TokenStream,
+    /// Items placed beside the registration (files to track, say).
+    pub extra: TokenStream,
 }
 
 impl Registration<'_> {
@@ -39,11 +41,14 @@ impl Registration<'_> {
         };
         let needs = &self.needs;
         let body = &self.body;
+        let extra = &self.extra;
         // Spanned at the function's name, so file!() and line!() point at it.
         let file = quote_spanned!(ident.span()=> ::core::file!());
         let line = quote_spanned!(ident.span()=> ::core::line!());
         quote! {
             const _: () = {
+                #extra
+
                 fn __groundtruth_run(
                     __groundtruth_ctx: &mut ::groundtruth::__private::TestContext,
                 ) -> ::groundtruth::__private::TestFuture<'_> {

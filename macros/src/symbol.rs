@@ -3,3 +3,6 @@
 pub const CATEGORY: &str = "category";
 pub const TIMEOUT: &str = "timeout";
 pub const IGNORE: &str = "ignore";
+pub const MIGRATIONS: &str = "migrations";
+pub const ROWS: &str = "rows";
+pub const WHERE: &str = "where";

@@ -31,7 +31,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                         cx.error_spanned_by(&path[0], unknown_option(&path[0].to_string(), OPTIONS))
                     }
                     Arg::List { name, .. } => {
-                        cx.error_spanned_by(&name, unknown_option(&name.to_string(), OPTIONS))
+                        cx.error_spanned_by(&name[0], unknown_option(&name[0].to_string(), OPTIONS))
                     }
                 }
             }
@@ -79,12 +79,25 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             #setup
             ::groundtruth::__private::IntoTestResult::into_test_result(#call)
         },
+        extra: TokenStream::new(),
     }
     .expand();
     quote! {
         ::groundtruth::__private::emit! {
             #function
             #registration
+        }
+    }
+}
+
+/// A test's types must be known: the harness cannot choose them.
+pub fn reject_generics(cx: &Ctxt, function: &ItemFn) {
+    for param in &function.sig.generics.params {
+        if !matches!(param, GenericParam::Lifetime(_)) {
+            cx.error_spanned_by(
+                param,
+                "a test cannot be generic: the harness cannot choose its types",
+            );
         }
     }
 }

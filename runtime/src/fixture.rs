@@ -3,7 +3,14 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
+use sqlx::postgres::PgPoolOptions;
+
+use crate::db::Db;
+use crate::infra::postgres::Postgres;
+use crate::infra::postgres::template::TestDatabase;
+use crate::infra::{SharedInfrastructure, keep_requested};
 use crate::registry::{Needs, TestDescriptor};
 
 /// A value a test (or a `#[wired]` factory) can take as a parameter.
@@ -56,9 +63,19 @@ impl fmt::Display for FixtureError {
 
 impl std::error::Error for FixtureError {}
 
-/// What one running test knows while its fixtures are built.
+/// What one running test knows while its fixtures are built: its own
+/// description, the run's infrastructure, and its database once made.
 pub struct TestContext {
     descriptor: &'static TestDescriptor,
+    infrastructure: SharedInfrastructure,
+    database: Option<Lease>,
+}
+
+/// A test's database and the server it lives on, returned at the end.
+struct Lease {
+    postgres: Arc<Postgres>,
+    database: TestDatabase,
+    db: Db,
 }
 
 impl fmt::Debug for TestContext {
@@ -70,8 +87,15 @@ impl fmt::Debug for TestContext {
 }
 
 impl TestContext {
-    pub(crate) fn new(descriptor: &'static TestDescriptor) -> Self {
-        Self { descriptor }
+    pub(crate) fn new(
+        descriptor: &'static TestDescriptor,
+        infrastructure: SharedInfrastructure,
+    ) -> Self {
+        Self {
+            descriptor,
+            infrastructure,
+            database: None,
+        }
     }
 
     /// `module::path::fn` of the running test.
@@ -87,5 +111,45 @@ impl TestContext {
     /// Builds fixture `T` for this test.
     pub async fn fixture<T: Fixture>(&mut self) -> Result<T, FixtureError> {
         T::setup(self).await
+    }
+
+    /// The test's own database, cloned from the migrated template on first
+    /// use; PostgreSQL starts if this is the run's first test to need it.
+    pub async fn database(&mut self) -> Result<Db, FixtureError> {
+        if let Some(lease) = &self.database {
+            return Ok(lease.db.clone());
+        }
+        let postgres = self.infrastructure.postgres().await?;
+        let database = postgres
+            .checkout()
+            .await
+            .map_err(|error| FixtureError::new(format!("no database for the test: {error}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_lazy_with(database.options.clone());
+        let db = Db {
+            name: database.name.clone(),
+            url: database.url.clone(),
+            options: database.options.clone(),
+            pool,
+        };
+        self.database = Some(Lease {
+            postgres,
+            database,
+            db: db.clone(),
+        });
+        Ok(db)
+    }
+
+    /// Returns what the test borrowed: closes its pool, then drops its
+    /// database (or keeps a failed test's, with `GROUNDTRUTH_KEEP=1`).
+    pub(crate) async fn finish(mut self, failed: bool) {
+        if let Some(lease) = self.database.take() {
+            lease.db.pool.close().await;
+            lease
+                .postgres
+                .release(lease.database, failed && keep_requested())
+                .await;
+        }
     }
 }

@@ -1,20 +1,26 @@
 //! Runtime of groundtruth: the registry that generated tests submit to, the
 //! harness CLI, the runner, fixtures and reports.
 //!
-//! Without the `harness` feature this crate is only [`wire`], [`category`]
-//! and [`duration`], with no dependencies: what production builds of a
-//! user's crate may name, and what the macros check at compile time.
+//! Without the `harness` feature this crate is only [`category`] and
+//! [`duration`], with no dependencies: what the macros check at compile time.
 
 pub mod category;
 pub mod duration;
-pub mod wire;
 
 #[cfg(feature = "harness")]
 pub mod cli;
 #[cfg(feature = "harness")]
+pub mod config;
+#[cfg(feature = "harness")]
+pub mod db;
+#[cfg(feature = "harness")]
 pub mod errors;
 #[cfg(feature = "harness")]
 pub mod fixture;
+#[cfg(feature = "harness")]
+pub mod infra;
+#[cfg(feature = "harness")]
+pub mod persist;
 #[cfg(feature = "harness")]
 pub mod registry;
 #[cfg(feature = "harness")]
@@ -23,11 +29,15 @@ pub mod report;
 pub mod runner;
 
 #[cfg(feature = "harness")]
+pub use config::Config;
+#[cfg(feature = "harness")]
+pub use db::Db;
+#[cfg(feature = "harness")]
 pub use fixture::{Fixture, FixtureError, TestContext};
 #[cfg(feature = "harness")]
 pub use registry::{Needs, TestDescriptor};
 #[cfg(feature = "harness")]
-pub use runner::{Failure, TestResult, main, skip};
+pub use runner::{Failure, TestResult, main, main_with, skip};
 
 #[cfg(feature = "harness")]
 #[doc(hidden)]
@@ -35,3 +45,6 @@ pub use inventory;
 #[cfg(feature = "linkme")]
 #[doc(hidden)]
 pub use linkme;
+#[cfg(feature = "harness")]
+#[doc(hidden)]
+pub use sqlx;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::{OperationsService, ServiceError, get_operations_service};
+use crate::service::{OperationsService, ServiceError, operations_service};
 use crate::settings::Settings;
 
 /// Marks running operations as failed once they have been silent too long.
@@ -22,13 +22,18 @@ impl OrphanDetector {
     }
 
     /// Marks every orphan failed; returns how many.
-    pub fn sweep(&self) -> Result<usize, ServiceError> {
+    pub async fn sweep(&self) -> Result<usize, ServiceError> {
         let Some(service) = &self.operations_service else {
             return Err(ServiceError::NoRepository);
         };
-        let orphans = service.stale_operations(self.timeout.as_secs())?;
+        let orphans = service.stale_operations(self.timeout).await?;
         for orphan in &orphans {
-            service.mark_failed(orphan.id)?;
+            if cfg!(feature = "bug-detector-cache-only") {
+                // The incident: the cache says FAILED, the row still RUNNING.
+                service.mark_failed_in_cache(orphan.id);
+            } else {
+                service.mark_failed(orphan.id).await?;
+            }
         }
         Ok(orphans.len())
     }
@@ -37,20 +42,20 @@ impl OrphanDetector {
 /// The detector the background task runs; its service's repository is
 /// checked through it.
 #[groundtruth::wired]
-pub fn get_orphan_detector() -> Arc<OrphanDetector> {
-    Arc::new(OrphanDetector::new(
-        Some(Arc::new(get_operations_service())),
-        Duration::from_secs(300),
-    ))
+pub fn get_orphan_detector(settings: Settings) -> Result<Arc<OrphanDetector>, ServiceError> {
+    Ok(Arc::new(OrphanDetector::new(
+        Some(Arc::new(operations_service(settings.lazy_pool()?))),
+        settings.orphan_timeout,
+    )))
 }
 
-/// The detector the server starts in the background, configured from the
-/// settings; async, as the server's startup is.
+/// The detector the server starts in the background; async, as the
+/// server's startup is.
 #[groundtruth::wired]
 pub async fn start_orphan_detector(
     settings: Settings,
 ) -> Result<Arc<OrphanDetector>, ServiceError> {
-    let operations_service = Arc::new(get_operations_service());
+    let operations_service = Arc::new(operations_service(settings.lazy_pool()?));
     Ok(Arc::new(OrphanDetector::new(
         Some(operations_service),
         settings.orphan_timeout,

@@ -1,6 +1,9 @@
-//! The operations service binary: builds its services and runs one sweep.
+//! The operations service binary: builds its services, creates an
+//! operation and runs one orphan sweep. The schema comes from
+//! `sqlx migrate run` with the `migrations/` folder.
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let settings = match operations::Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
@@ -18,12 +21,13 @@ fn main() {
     match services
         .operations
         .create_operation(operations::NewOperation::training("EURUSD"))
+        .await
     {
         Ok(operation) => println!("created {}", operation.id),
         Err(error) => eprintln!("operations: {error}"),
     }
     if let Some(detector) = services.detector.get() {
-        match detector.sweep() {
+        match detector.sweep().await {
             Ok(count) => println!("orphans marked failed: {count}"),
             Err(error) => eprintln!("operations: orphan sweep failed: {error}"),
         }

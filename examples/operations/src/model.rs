@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-/// Identifier of an operation.
+/// Identifier of an operation (the row's id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OperationId(pub u64);
+pub struct OperationId(pub i64);
 
 impl fmt::Display for OperationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -12,7 +12,7 @@ impl fmt::Display for OperationId {
     }
 }
 
-/// Where an operation is in its life.
+/// Where an operation is in its life; stored as its upper-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperationStatus {
     Pending,
@@ -20,6 +20,30 @@ pub enum OperationStatus {
     Completed,
     Cancelled,
     Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationStatus::Pending => "PENDING",
+            OperationStatus::Running => "RUNNING",
+            OperationStatus::Completed => "COMPLETED",
+            OperationStatus::Cancelled => "CANCELLED",
+            OperationStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            OperationStatus::Pending,
+            OperationStatus::Running,
+            OperationStatus::Completed,
+            OperationStatus::Cancelled,
+            OperationStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
 }
 
 /// What a caller asks for.
@@ -46,6 +70,4 @@ pub struct Operation {
     pub kind: String,
     pub symbol: String,
     pub status: OperationStatus,
-    /// Seconds since the worker last reported progress.
-    pub idle_seconds: u64,
 }

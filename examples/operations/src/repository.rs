@@ -1,93 +1,169 @@
-//! Where operations are stored. The service talks to the trait; the
-//! in-memory store here is what the service uses until a database backs it.
+//! Where operations are stored: a trait the service talks to, and its
+//! PostgreSQL implementation (with the read cache the service's reads use).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
 
 use crate::model::{NewOperation, Operation, OperationId, OperationStatus};
 
-/// Why the store refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RepositoryError {
-    NotFound(OperationId),
+/// Storage of operations.
+#[async_trait]
+pub trait OperationsRepository: Send + Sync {
+    async fn insert(&self, new: &NewOperation) -> Result<Operation, sqlx::Error>;
+    async fn get(&self, id: OperationId) -> Result<Option<Operation>, sqlx::Error>;
+    async fn set_status(&self, id: OperationId, status: OperationStatus)
+    -> Result<(), sqlx::Error>;
+    /// Cancels a pending or running operation.
+    async fn cancel(&self, id: OperationId) -> Result<(), sqlx::Error>;
+    /// Running operations whose last heartbeat is older than `silence`.
+    async fn stale(&self, silence: Duration) -> Result<Vec<Operation>, sqlx::Error>;
+    async fn log_feature(
+        &self,
+        id: OperationId,
+        feature: &str,
+        value: f64,
+    ) -> Result<(), sqlx::Error>;
+    async fn delete(&self, id: OperationId) -> Result<(), sqlx::Error>;
 }
 
-impl std::fmt::Display for RepositoryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RepositoryError::NotFound(id) => write!(f, "operation {id} not found"),
+/// Operations in PostgreSQL, with a cache of the rows it has seen.
+#[derive(Debug)]
+pub struct PgOperationsRepository {
+    pool: PgPool,
+    cache: Mutex<HashMap<OperationId, Operation>>,
+}
+
+impl PgOperationsRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            cache: Mutex::new(HashMap::new()),
         }
     }
-}
 
-impl std::error::Error for RepositoryError {}
-
-/// Storage of operations.
-pub trait OperationsRepository: Send + Sync {
-    fn insert(&self, new: &NewOperation) -> Result<Operation, RepositoryError>;
-    fn get(&self, id: OperationId) -> Result<Operation, RepositoryError>;
-    fn set_status(&self, id: OperationId, status: OperationStatus) -> Result<(), RepositoryError>;
-    /// Running operations idle for at least `seconds`.
-    fn stale(&self, seconds: u64) -> Result<Vec<Operation>, RepositoryError>;
-}
-
-/// Operations kept in memory.
-#[derive(Debug, Default)]
-pub struct InMemoryRepository {
-    rows: Mutex<BTreeMap<OperationId, Operation>>,
-}
-
-impl InMemoryRepository {
-    pub fn new() -> Self {
-        Self::default()
+    fn remember(&self, operation: &Operation) {
+        self.cache
+            .lock()
+            .expect("no thread panics while holding the cache")
+            .insert(operation.id, operation.clone());
     }
 }
 
-impl OperationsRepository for InMemoryRepository {
-    fn insert(&self, new: &NewOperation) -> Result<Operation, RepositoryError> {
-        let mut rows = self
-            .rows
-            .lock()
-            .expect("no thread panics while holding the lock");
-        let id = OperationId(rows.len() as u64 + 1);
-        let operation = Operation {
-            id,
-            kind: new.kind.clone(),
-            symbol: new.symbol.clone(),
-            status: OperationStatus::Pending,
-            idle_seconds: 0,
-        };
-        rows.insert(id, operation.clone());
+type Row = (i64, String, String, String);
+
+fn from_row((id, kind, symbol, status): Row) -> Operation {
+    Operation {
+        id: OperationId(id),
+        kind,
+        symbol,
+        status: OperationStatus::parse(&status).unwrap_or(OperationStatus::Failed),
+    }
+}
+
+#[async_trait]
+impl OperationsRepository for PgOperationsRepository {
+    async fn insert(&self, new: &NewOperation) -> Result<Operation, sqlx::Error> {
+        if cfg!(feature = "bug-cache-only-write") {
+            // The incident: the row is "created" in the cache only.
+            let mut cache = self
+                .cache
+                .lock()
+                .expect("no thread panics while holding the cache");
+            let operation = Operation {
+                id: OperationId(cache.len() as i64 + 1),
+                kind: new.kind.clone(),
+                symbol: new.symbol.clone(),
+                status: OperationStatus::Pending,
+            };
+            cache.insert(operation.id, operation.clone());
+            return Ok(operation);
+        }
+        let row: Row = sqlx::query_as(
+            "INSERT INTO operations (kind, symbol) VALUES ($1, $2) RETURNING id, kind, symbol, status",
+        )
+        .bind(&new.kind)
+        .bind(&new.symbol)
+        .fetch_one(&self.pool)
+        .await?;
+        let operation = from_row(row);
+        self.remember(&operation);
         Ok(operation)
     }
 
-    fn get(&self, id: OperationId) -> Result<Operation, RepositoryError> {
-        let rows = self
-            .rows
-            .lock()
-            .expect("no thread panics while holding the lock");
-        rows.get(&id).cloned().ok_or(RepositoryError::NotFound(id))
+    async fn get(&self, id: OperationId) -> Result<Option<Operation>, sqlx::Error> {
+        let row: Option<Row> =
+            sqlx::query_as("SELECT id, kind, symbol, status FROM operations WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(from_row))
     }
 
-    fn set_status(&self, id: OperationId, status: OperationStatus) -> Result<(), RepositoryError> {
-        let mut rows = self
-            .rows
-            .lock()
-            .expect("no thread panics while holding the lock");
-        let row = rows.get_mut(&id).ok_or(RepositoryError::NotFound(id))?;
-        row.status = status;
+    async fn set_status(
+        &self,
+        id: OperationId,
+        status: OperationStatus,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE operations SET status = $2, last_heartbeat_at = now() WHERE id = $1")
+            .bind(id.0)
+            .bind(status.as_str())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    fn stale(&self, seconds: u64) -> Result<Vec<Operation>, RepositoryError> {
-        let rows = self
-            .rows
+    async fn cancel(&self, id: OperationId) -> Result<(), sqlx::Error> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("UPDATE operations SET status = 'CANCELLED' WHERE id = $1 AND status IN ('PENDING', 'RUNNING')")
+            .bind(id.0)
+            .execute(&mut *transaction)
+            .await?;
+        if cfg!(feature = "bug-uncommitted-cancel") {
+            // The incident: the transaction is dropped, so rolled back.
+            return Ok(());
+        }
+        transaction.commit().await
+    }
+
+    async fn stale(&self, silence: Duration) -> Result<Vec<Operation>, sqlx::Error> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, kind, symbol, status FROM operations
+             WHERE status = 'RUNNING' AND last_heartbeat_at < now() - make_interval(secs => $1)",
+        )
+        .bind(silence.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
+    async fn log_feature(
+        &self,
+        id: OperationId,
+        feature: &str,
+        value: f64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO features_log (operation_id, feature, value) VALUES ($1, $2, $3)")
+            .bind(id.0)
+            .bind(feature)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: OperationId) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM operations WHERE id = $1")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        self.cache
             .lock()
-            .expect("no thread panics while holding the lock");
-        Ok(rows
-            .values()
-            .filter(|row| row.status == OperationStatus::Running && row.idle_seconds >= seconds)
-            .cloned()
-            .collect())
+            .expect("no thread panics while holding the cache")
+            .remove(&id);
+        Ok(())
     }
 }

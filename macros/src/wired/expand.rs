@@ -123,6 +123,7 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
         options: &attr.options,
         needs: factory.fixtures.needs(),
         body,
+        extra: TokenStream::new(),
     }
     .expand();
     quote! {

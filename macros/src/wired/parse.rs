@@ -60,8 +60,8 @@ impl WiredAttr {
                 }
                 Arg::Value { key, value } => attr.options.take(cx, &key, &value, OPTIONS),
                 Arg::List { name, .. } => cx.error_spanned_by(
-                    &name,
-                    unknown_option(&name.unraw().to_string(), OPTIONS)
+                    &name[0],
+                    unknown_option(&name[0].unraw().to_string(), OPTIONS)
                         + "; fields are named plainly, as in #[wired(repository, detector.operations_service)]",
                 ),
             }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::cli::{self, Options};
+use crate::config::Config;
 use crate::fixture::{FixtureError, TestContext};
+use crate::infra::{Infrastructure, SharedInfrastructure};
 use crate::registry::{self, TestDescriptor};
 use crate::report::{self, Outcome, Record, Reporter};
 use select::Selection;
@@ -79,7 +81,12 @@ impl From<FixtureError> for Failure {
 /// The harness's `main`: parses `std::env::args`, runs, and exits with 0
 /// (all passed), 101 (a test failed) or 2 (bad command line).
 pub fn main() -> ! {
-    let code = run_cli(std::env::args().skip(1));
+    main_with(Config::default())
+}
+
+/// [`main`] with a configuration (migrations, Docker image).
+pub fn main_with(config: Config) -> ! {
+    let code = run_cli(std::env::args().skip(1), config);
     // Exit rather than return: a test stuck in blocking code past its
     // timeout must not keep the process alive.
     let _ = std::io::stdout().flush();
@@ -87,7 +94,7 @@ pub fn main() -> ! {
 }
 
 /// Runs the harness with these arguments and returns the exit code.
-pub fn run_cli<I, S>(args: I) -> i32
+pub fn run_cli<I, S>(args: I, config: Config) -> i32
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
@@ -109,7 +116,7 @@ where
         list(&selection, &options);
         return 0;
     }
-    run(selection, &options)
+    run(selection, &options, config)
 }
 
 fn usage_error(error: &dyn fmt::Display) -> i32 {
@@ -147,7 +154,7 @@ fn list(selection: &Selection, options: &Options) {
     }
 }
 
-fn run(selection: Selection, options: &Options) -> i32 {
+fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     panic::install_hook(options.nocapture);
     let threads = options
         .test_threads
@@ -162,13 +169,19 @@ fn run(selection: Selection, options: &Options) -> i32 {
         .build()
         .expect("the tokio runtime of the harness could not start");
     let mut reporter = report::for_options(options);
+    let infrastructure = Arc::new(Infrastructure::new(config));
     let started = Instant::now();
-    let records = runtime.block_on(run_selection(
-        &selection,
-        options,
-        threads,
-        reporter.as_mut(),
-    ));
+    let records = runtime.block_on(async {
+        tokio::select! {
+            records = run_selection(&selection, options, threads, reporter.as_mut(), &infrastructure) => records,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\ninterrupted: stopping the run's infrastructure");
+                infrastructure.shutdown().await;
+                std::process::exit(130);
+            }
+        }
+    });
+    runtime.block_on(infrastructure.shutdown());
     let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
     reporter.finished(&summary);
     if let Some(path) = &options.junit
@@ -190,6 +203,7 @@ async fn run_selection(
     options: &Options,
     threads: usize,
     reporter: &mut dyn Reporter,
+    infrastructure: &SharedInfrastructure,
 ) -> Vec<Record> {
     reporter.started(selection);
     let mut records = Vec::with_capacity(selection.tests.len());
@@ -208,13 +222,15 @@ async fn run_selection(
         }
         let semaphore = Arc::clone(&semaphore);
         let sender = sender.clone();
+        let infrastructure = Arc::clone(infrastructure);
         tokio::spawn(async move {
             let _permit = semaphore
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
             let _ = sender.send(Event::Started(test));
-            let record = supervise(test, test.timeout.unwrap_or(default_timeout)).await;
+            let timeout = test.timeout.unwrap_or(default_timeout);
+            let record = supervise(test, timeout, infrastructure).await;
             let _ = sender.send(Event::Finished(record));
         });
     }
@@ -237,27 +253,41 @@ enum Event {
 }
 
 /// Runs one test in a task of its own and stops waiting at its timeout.
-async fn supervise(test: &'static TestDescriptor, timeout: Duration) -> Record {
+/// Afterwards it returns what the test borrowed (its database); a test
+/// stopped at its timeout leaves that to the end of the run.
+async fn supervise(
+    test: &'static TestDescriptor,
+    timeout: Duration,
+    infrastructure: SharedInfrastructure,
+) -> Record {
     let started = Instant::now();
     let mut task = tokio::spawn(async move {
-        let mut context = TestContext::new(test);
-        panic::CatchPanic::new((test.run)(&mut context)).await
+        let mut context = TestContext::new(test, infrastructure);
+        let result = panic::CatchPanic::new((test.run)(&mut context)).await;
+        (context, result)
     });
-    let outcome = match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok(Ok(()))) => Outcome::Passed,
-        Ok(Ok(Err(failure))) if failure.skipped => Outcome::Skipped(failure.message),
-        Ok(Ok(Err(failure))) => Outcome::Failed(failure),
-        Ok(Err(join_error)) => {
-            Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}")))
+    let (outcome, context) = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok((context, Ok(())))) => (Outcome::Passed, Some(context)),
+        Ok(Ok((context, Err(failure)))) if failure.skipped => {
+            (Outcome::Skipped(failure.message), Some(context))
         }
+        Ok(Ok((context, Err(failure)))) => (Outcome::Failed(failure), Some(context)),
+        Ok(Err(join_error)) => (
+            Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}"))),
+            None,
+        ),
         Err(_elapsed) => {
             task.abort();
-            Outcome::TimedOut(timeout)
+            (Outcome::TimedOut(timeout), None)
         }
     };
+    let duration = started.elapsed();
+    if let Some(context) = context {
+        context.finish(outcome.is_failure()).await;
+    }
     Record {
         test,
         outcome,
-        duration: started.elapsed(),
+        duration,
     }
 }

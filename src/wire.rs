@@ -1,5 +1,7 @@
 //! What it means for a dependency to be wired, and the report that
-//! `#[wired]` tests build while they walk a service's fields.
+//! `#[wired]` tests build while they walk a service's fields. It lives in
+//! the facade, not the runtime: production code implements `Wire`, and
+//! production builds must need nothing from the runtime.
 //!
 //! A field counts as wired through [`Wire`]: implemented here for `Option`,
 //! `Weak`, `OnceLock`, `OnceCell`, and for `Arc`, `Box` and `Rc` of those.

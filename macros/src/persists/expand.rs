@@ -1,0 +1,78 @@
+//! The test `#[persists]` generates: counts before the body, the body,
+//! counts after it on a fresh connection, and the verdict.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ItemFn;
+
+use super::migrations::Schema;
+use super::parse::PersistsAttr;
+use crate::fixtures::Fixtures;
+use crate::register::Registration;
+
+pub fn test(
+    attr: &PersistsAttr,
+    function: &ItemFn,
+    fixtures: &Fixtures,
+    schema: &Schema,
+) -> TokenStream {
+    let ident = &function.sig.ident;
+    let name = ident.to_string();
+    let expectations = attr.tables.iter().map(|table| {
+        let table_name = table.name();
+        let rows = match table.rows {
+            Some(rows) => quote!(::core::option::Option::Some(#rows)),
+            None => quote!(::core::option::Option::None),
+        };
+        let predicate = match &table.predicate {
+            Some(predicate) => quote!(::core::option::Option::Some(#predicate)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            ::groundtruth::__private::persist::Expectation {
+                table: #table_name,
+                rows: #rows,
+                predicate: #predicate,
+            }
+        }
+    });
+    let setup = fixtures.setup();
+    let args = fixtures.args();
+    let call = if function.sig.asyncness.is_some() {
+        quote!(#ident(#args).await)
+    } else {
+        quote!(#ident(#args))
+    };
+    let body = quote! {
+        let __groundtruth_db = __groundtruth_ctx.fixture::<::groundtruth::__private::Db>().await?;
+        #setup
+        const __GROUNDTRUTH_EXPECTED: &[::groundtruth::__private::persist::Expectation] = &[#(#expectations),*];
+        let __groundtruth_before =
+            ::groundtruth::__private::persist::count(&__groundtruth_db, __GROUNDTRUTH_EXPECTED).await?;
+        ::groundtruth::__private::IntoTestResult::into_test_result(#call)?;
+        ::groundtruth::__private::persist::verify(#name, &__groundtruth_db, __GROUNDTRUTH_EXPECTED, __groundtruth_before).await
+    };
+    // Rebuild when a migration changes: the table check depends on it.
+    let tracked = schema.files.iter().map(|file| {
+        let path = file.display().to_string();
+        quote!(
+            const _: &[u8] = ::core::include_bytes!(#path);
+        )
+    });
+    let fixture_needs = fixtures.needs();
+    let registration = Registration {
+        ident,
+        category: "persistence",
+        options: &attr.options,
+        needs: quote!(::groundtruth::__private::Needs::POSTGRES.union(#fixture_needs)),
+        body,
+        extra: quote!(#(#tracked)*),
+    }
+    .expand();
+    quote! {
+        ::groundtruth::__private::emit! {
+            #function
+            #registration
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! PostgreSQL in a container through testcontainers, once per run. No pull
+//! happens when the image exists locally; the container is removed at the
+//! end of the run, on panic (drop) and on Ctrl-C.
+
+use std::path::Path;
+use std::process::Command;
+
+use sqlx::postgres::PgConnectOptions;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, ImageExt};
+use testcontainers_modules::postgres::Postgres as PostgresImage;
+
+use crate::infra::InfraError;
+
+/// Whether a Docker engine answers, and if not, why not (for messages).
+pub fn engine() -> Result<(), String> {
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        return probe().map_err(|error| format!("DOCKER_HOST={host}: {error}"));
+    }
+    let socket = Path::new("/var/run/docker.sock");
+    if !socket.exists() {
+        return Err("/var/run/docker.sock: not found".to_owned());
+    }
+    probe().map_err(|error| format!("/var/run/docker.sock: {error}"))
+}
+
+fn probe() -> Result<(), String> {
+    let output = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map_err(|error| format!("cannot run the docker CLI ({error})"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// Whether `name:tag` exists locally (then starting it pulls nothing).
+pub fn image_present(name: &str, tag: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", &format!("{name}:{tag}")])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// A running container.
+pub struct DockerPostgres {
+    container: Option<ContainerAsync<PostgresImage>>,
+    host: String,
+    port: u16,
+    image: String,
+}
+
+impl std::fmt::Debug for DockerPostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerPostgres")
+            .field("image", &self.image)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+const PASSWORD: &str = "groundtruth";
+
+impl DockerPostgres {
+    pub async fn start(name: &str, tag: &str) -> Result<Self, InfraError> {
+        let image = format!("{name}:{tag}");
+        let container = PostgresImage::default()
+            .with_password(PASSWORD)
+            .with_name(name)
+            .with_tag(tag)
+            .with_label("groundtruth.pid", std::process::id().to_string())
+            .start()
+            .await
+            .map_err(|error| {
+                InfraError::new(format!(
+                    "cannot start the PostgreSQL container {image}: {error}; with no registry reachable, build the image locally (.ci/postgres-image.sh), or set GROUNDTRUTH_POSTGRES=local"
+                ))
+            })?;
+        let host = container
+            .get_host()
+            .await
+            .map_err(|error| InfraError::new(format!("cannot read the container's host: {error}")))?
+            .to_string();
+        let port = container.get_host_port_ipv4(5432).await.map_err(|error| {
+            InfraError::new(format!("cannot read the container's port: {error}"))
+        })?;
+        Ok(Self {
+            container: Some(container),
+            host,
+            port,
+            image,
+        })
+    }
+
+    pub fn options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username("postgres")
+            .password(PASSWORD)
+            .database(database)
+    }
+
+    /// A URL to `{database}` on the container's mapped port.
+    pub fn url_pattern(&self) -> String {
+        format!(
+            "postgres://postgres:{PASSWORD}@{}:{}/{{database}}",
+            self.host, self.port
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "docker container ({}, {}:{})",
+            self.image, self.host, self.port
+        )
+    }
+
+    pub fn keep_instructions(&mut self) -> String {
+        let id = self
+            .container
+            .take()
+            .map(|container| {
+                let id = container.id().to_owned();
+                // Leaking the handle is how a container outlives the run.
+                std::mem::forget(container);
+                id
+            })
+            .unwrap_or_default();
+        format!(
+            "postgres: kept container {id}: psql \"postgres://postgres:{PASSWORD}@{}:{}/DATABASE\"; remove it with `docker rm -f {id}`",
+            self.host, self.port
+        )
+    }
+
+    /// Removes the container and waits for it to be gone.
+    pub async fn stop(&mut self) {
+        if let Some(container) = self.container.take() {
+            let _ = container.rm().await;
+        }
+    }
+}
+
+/// Containers of runs whose harness process is gone (killed with `kill -9`).
+pub fn remove_orphans() {
+    let Ok(output) = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=groundtruth.pid",
+            "--format",
+            "{{.ID}} {{.Label \"groundtruth.pid\"}}",
+        ])
+        .output()
+    else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((id, pid)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            continue;
+        };
+        if !crate::infra::process::is_alive(pid) {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! An ephemeral PostgreSQL cluster from the machine's own binaries: a copy
+//! of a cached pristine data directory in a temp dir, `postgres` started
+//! directly on a unix socket only, `fsync=off`, readiness polled from
+//! `postmaster.pid`. As root, the server runs as the `postgres` user.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::infra::InfraError;
+use crate::infra::process::{self, Account};
+
+/// PostgreSQL binaries found on this machine.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub dir: PathBuf,
+    /// `15.18`, from `postgres --version`.
+    pub version: String,
+}
+
+/// Where the binaries were looked for, for the message when none are found.
+pub const SEARCHED: &str = "PATH, /usr/lib/postgresql/*/bin, /usr/local/pgsql/bin, /opt/homebrew/opt/postgresql@*/bin, /usr/local/opt/postgresql@*/bin";
+
+/// Finds `initdb` and `postgres`: on PATH, then in the usual Debian and
+/// Homebrew places (newest major version first).
+pub fn find_binaries() -> Option<Binaries> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    for pattern_root in ["/usr/lib/postgresql", "/opt/homebrew/opt", "/usr/local/opt"] {
+        let Ok(entries) = fs::read_dir(pattern_root) else {
+            continue;
+        };
+        let mut versioned: Vec<(u32, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let version = name.strip_prefix("postgresql@").unwrap_or(&name);
+                let major = version.split('.').next()?.parse().ok()?;
+                Some((major, entry.path().join("bin")))
+            })
+            .collect();
+        versioned.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
+        candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
+    }
+    candidates.push(PathBuf::from("/usr/local/pgsql/bin"));
+    candidates
+        .into_iter()
+        .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
+        .and_then(|dir| {
+            // Links on PATH (/usr/local/bin/postgres) stand for the real
+            // directory, which is what the report should name.
+            let dir = fs::canonicalize(dir.join("postgres"))
+                .ok()
+                .and_then(|real| real.parent().map(Path::to_path_buf))
+                .filter(|real| real.join("initdb").is_file())
+                .unwrap_or(dir);
+            let output = Command::new(dir.join("postgres"))
+                .arg("--version")
+                .output()
+                .ok()?;
+            let version = parse_version(&String::from_utf8_lossy(&output.stdout))?;
+            Some(Binaries { dir, version })
+        })
+}
+
+/// `15.18` from `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
+fn parse_version(output: &str) -> Option<String> {
+    let mut words = output.split_whitespace();
+    words.find(|word| *word == "(PostgreSQL)")?;
+    words.next().map(str::to_owned)
+}
+
+/// A running ephemeral cluster. Dropping it stops the server and removes
+/// its directory.
+#[derive(Debug)]
+pub struct LocalCluster {
+    root: PathBuf,
+    socket_dir: PathBuf,
+    child: Option<Child>,
+    pub binaries: Binaries,
+}
+
+const SUPERUSER: &str = "postgres";
+
+impl LocalCluster {
+    /// Copies the pristine data directory (made once per version) and
+    /// starts the server.
+    pub fn start(binaries: Binaries) -> Result<Self, InfraError> {
+        let account = server_account()?;
+        let runtime_root = runtime_root(account)?;
+        remove_orphans(&runtime_root);
+        let root = runtime_root.join(format!("cluster-{}-{}", std::process::id(), unique()));
+        make_dir(&root, account)?;
+        let data = root.join("data");
+        let socket_dir = root.join("socket");
+        make_dir(&socket_dir, account)?;
+        let pristine = pristine_data_dir(&binaries, account, &runtime_root)?;
+        copy_dir(&pristine, &data)?;
+        let log = fs::File::create(root.join("postgres.log")).map_err(|error| {
+            InfraError::new(format!("cannot create {}: {error}", root.display()))
+        })?;
+        if let Some(account) = account {
+            process::chown(&root.join("postgres.log"), account).map_err(io_error(&root))?;
+        }
+        let mut command = Command::new(binaries.dir.join("postgres"));
+        command
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&socket_dir)
+            .args(["-c", "listen_addresses="])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .args([
+                "-c",
+                "max_connections=500",
+                "-c",
+                "unix_socket_permissions=0777",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io_error(&root))?)
+            .stderr(log);
+        if let Some(account) = account {
+            command.uid(account.uid).gid(account.gid);
+        }
+        // SAFETY: the closure only calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(process::quit_with_parent);
+        }
+        let child = command.spawn().map_err(|error| {
+            InfraError::new(format!(
+                "cannot start {}: {error}",
+                binaries.dir.join("postgres").display()
+            ))
+        })?;
+        let mut cluster = LocalCluster {
+            root,
+            socket_dir,
+            child: Some(child),
+            binaries,
+        };
+        cluster.wait_ready(&data)?;
+        Ok(cluster)
+    }
+
+    /// Polls `postmaster.pid`, whose last line reads `ready` once the server
+    /// accepts connections.
+    fn wait_ready(&mut self, data: &Path) -> Result<(), InfraError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pid_file = data.join("postmaster.pid");
+        loop {
+            if let Ok(text) = fs::read_to_string(&pid_file)
+                && text
+                    .lines()
+                    .nth(7)
+                    .is_some_and(|status| status.trim() == "ready")
+            {
+                return Ok(());
+            }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(InfraError::new(format!(
+                    "the local PostgreSQL exited at startup ({status}); its log:\n{}",
+                    self.log_tail()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(InfraError::new(format!(
+                    "the local PostgreSQL was not ready after 30 s; its log:\n{}",
+                    self.log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Options to connect as the superuser to `database`.
+    pub fn options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// A URL to `{database}` over the unix socket.
+    pub fn url_pattern(&self) -> String {
+        format!(
+            "postgres://{SUPERUSER}@localhost/{{database}}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// One line for the start report.
+    pub fn describe(&self) -> String {
+        format!(
+            "local cluster (PostgreSQL {}, {})",
+            self.binaries.version,
+            self.binaries.dir.display()
+        )
+    }
+
+    /// How to reach a kept cluster, and how to remove it.
+    pub fn keep_instructions(&mut self) -> String {
+        let pid = self
+            .child
+            .take()
+            .map(|child| child.id())
+            .unwrap_or_default();
+        format!(
+            "postgres: kept the local cluster: psql \"host={} user={SUPERUSER} dbname=DATABASE\"; stop it with `kill -QUIT {pid}` and remove {}",
+            self.socket_dir.display(),
+            self.root.display()
+        )
+    }
+
+    /// Stops the server (immediate shutdown: the data is thrown away) and
+    /// removes the directory.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            process::signal(child.id(), libc::SIGQUIT);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// As root, the `postgres` account (PostgreSQL refuses root); otherwise the
+/// current user (`None`: no change).
+fn server_account() -> Result<Option<Account>, InfraError> {
+    if !process::is_root() {
+        return Ok(None);
+    }
+    process::account("postgres").map(Some).ok_or_else(|| {
+        InfraError::new(
+            "running as root, and PostgreSQL refuses to run as root, but there is no `postgres` user to run it as; create one (useradd --system postgres) or run the tests as another user",
+        )
+    })
+}
+
+/// `$TMPDIR/groundtruth-<uid>`: clusters of this user's runs, one
+/// subdirectory each, readable by the server's account.
+fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraError> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let root = std::env::temp_dir().join(format!("groundtruth-{uid}"));
+    fs::create_dir_all(&root).map_err(io_error(&root))?;
+    let mode = if account.is_some() { 0o755 } else { 0o700 };
+    fs::set_permissions(&root, fs::Permissions::from_mode(mode)).map_err(io_error(&root))?;
+    Ok(root)
+}
+
+/// Clusters left by runs that were killed (`kill -9` leaves no chance to
+/// clean up): their harness process is gone, so stop their server and
+/// remove them.
+fn remove_orphans(runtime_root: &Path) {
+    let Ok(entries) = fs::read_dir(runtime_root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix("cluster-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process::is_alive(owner) {
+            continue;
+        }
+        let pid_file = entry.path().join("data/postmaster.pid");
+        if let Some(server) = fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
+        {
+            process::signal(server, libc::SIGQUIT);
+        }
+        let _ = fs::remove_dir_all(entry.path());
+    }
+}
+
+/// The cached, freshly initdb'd data directory for this version, made on
+/// first use. Concurrent runs race to create it; the first rename wins.
+fn pristine_data_dir(
+    binaries: &Binaries,
+    account: Option<Account>,
+    runtime_root: &Path,
+) -> Result<PathBuf, InfraError> {
+    let cache = cache_dir().join(format!("postgres-{}", binaries.version));
+    let pristine = cache.join("pristine");
+    if pristine.join("PG_VERSION").is_file() {
+        return Ok(pristine);
+    }
+    fs::create_dir_all(&cache).map_err(io_error(&cache))?;
+    // initdb runs as the server's account, which may not reach the cache
+    // (root's home), so it writes under the runtime root first.
+    let scratch = runtime_root.join(format!("initdb-{}-{}", std::process::id(), unique()));
+    make_dir(&scratch, account)?;
+    let data = scratch.join("data");
+    let mut initdb = Command::new(binaries.dir.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .stdin(Stdio::null());
+    if let Some(account) = account {
+        initdb.uid(account.uid).gid(account.gid);
+    }
+    let output = initdb.output().map_err(|error| {
+        InfraError::new(format!(
+            "cannot run {}: {error}",
+            binaries.dir.join("initdb").display()
+        ))
+    })?;
+    if !output.status.success() {
+        let _ = fs::remove_dir_all(&scratch);
+        return Err(InfraError::new(format!(
+            "initdb failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let staged = cache.join(format!("pristine.tmp-{}-{}", std::process::id(), unique()));
+    copy_dir(&data, &staged)?;
+    let _ = fs::remove_dir_all(&scratch);
+    if fs::rename(&staged, &pristine).is_err() {
+        // Another run made it first; theirs is as good as ours.
+        let _ = fs::remove_dir_all(&staged);
+    }
+    Ok(pristine)
+}
+
+/// `$GROUNDTRUTH_CACHE_DIR`, else `$XDG_CACHE_HOME/groundtruth`, else
+/// `~/.cache/groundtruth`, else the temp dir.
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GROUNDTRUTH_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("groundtruth");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache/groundtruth");
+    }
+    std::env::temp_dir().join("groundtruth-cache")
+}
+
+fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), InfraError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
+    if let Some(account) = account {
+        process::chown(dir, account).map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+/// `cp -a`: a data directory's modes and owner must survive the copy.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), InfraError> {
+    let output = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|error| InfraError::new(format!("cannot run cp: {error}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(InfraError::new(format!(
+            "cannot copy {} to {}: {}",
+            from.display(),
+            to.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> InfraError + '_ {
+    move |error| InfraError::new(format!("{}: {error}", path.display()))
+}
+
+/// A per-process counter, so names made in one process never collide.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn version_from_postgres_output() {
+        assert_eq!(
+            parse_version("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+            Some("15.18")
+        );
+        assert_eq!(
+            parse_version("postgres (PostgreSQL) 16.2\n").as_deref(),
+            Some("16.2")
+        );
+        assert_eq!(parse_version("garbage"), None);
+    }
+}

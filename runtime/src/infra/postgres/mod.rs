@@ -1,0 +1,256 @@
+//! PostgreSQL for a run, from the first source that is available:
+//!
+//! 1. `GROUNDTRUTH_DATABASE_URL` or `DATABASE_URL`: an existing server;
+//! 2. Docker (feature `docker`): a container of the configured image;
+//! 3. local binaries: an ephemeral cluster in a temp dir.
+//!
+//! `GROUNDTRUTH_POSTGRES=url|docker|local` forces one; a forced source that
+//! is unavailable is an error, never a silent fallback.
+
+#[cfg(feature = "docker")]
+pub mod docker;
+pub mod local;
+pub mod template;
+pub mod url;
+
+use std::time::Instant;
+
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::Mutex;
+
+use crate::config::Config;
+use crate::infra::InfraError;
+use template::{Databases, TestDatabase};
+
+/// Where the server came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Url,
+    Docker,
+    Local,
+}
+
+impl Source {
+    /// `GROUNDTRUTH_POSTGRES`, if set.
+    fn forced() -> Result<Option<Source>, InfraError> {
+        match std::env::var("GROUNDTRUTH_POSTGRES").as_deref() {
+            Err(_) | Ok("") => Ok(None),
+            Ok("url") => Ok(Some(Source::Url)),
+            Ok("docker") => Ok(Some(Source::Docker)),
+            Ok("local") => Ok(Some(Source::Local)),
+            Ok(other) => Err(InfraError::new(format!(
+                "GROUNDTRUTH_POSTGRES={other} is not a source; use `url`, `docker` or `local`, or unset it"
+            ))),
+        }
+    }
+}
+
+/// The server process (or the lack of one, for a URL).
+#[derive(Debug)]
+enum Server {
+    Url {
+        options: Box<PgConnectOptions>,
+        url: String,
+        describe: String,
+    },
+    Local(local::LocalCluster),
+    #[cfg(feature = "docker")]
+    Docker(Box<docker::DockerPostgres>),
+}
+
+impl Server {
+    fn options(&self, database: &str) -> PgConnectOptions {
+        match self {
+            Server::Url { options, .. } => (**options).clone().database(database),
+            Server::Local(cluster) => cluster.options(database),
+            #[cfg(feature = "docker")]
+            Server::Docker(container) => container.options(database),
+        }
+    }
+
+    /// The maintenance database to connect to for CREATE/DROP DATABASE.
+    fn admin_options(&self) -> PgConnectOptions {
+        match self {
+            Server::Url { options, .. } => (**options).clone(),
+            _ => self.options("postgres"),
+        }
+    }
+
+    /// A URL to `{database}` (the placeholder is replaced per test).
+    fn url_pattern(&self) -> String {
+        match self {
+            Server::Url { url, .. } => url::with_database(url, "{database}"),
+            Server::Local(cluster) => cluster.url_pattern(),
+            #[cfg(feature = "docker")]
+            Server::Docker(container) => container.url_pattern(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Server::Url { describe, .. } => describe.clone(),
+            Server::Local(cluster) => cluster.describe(),
+            #[cfg(feature = "docker")]
+            Server::Docker(container) => container.describe(),
+        }
+    }
+
+    async fn start(config: &Config) -> Result<Server, InfraError> {
+        let forced = Source::forced()?;
+        let url = url::from_env();
+        let source = match forced {
+            Some(source) => source,
+            None if url.is_some() => Source::Url,
+            None => choose_unforced(config)?,
+        };
+        match source {
+            Source::Url => {
+                let (variable, url) = url.ok_or_else(|| {
+                    InfraError::new(
+                        "GROUNDTRUTH_POSTGRES=url, but neither GROUNDTRUTH_DATABASE_URL nor DATABASE_URL is set",
+                    )
+                })?;
+                let options = url::connect(variable, &url).await?;
+                Ok(Server::Url {
+                    options: Box::new(options),
+                    describe: format!("{variable} ({})", url::redacted(&url)),
+                    url,
+                })
+            }
+            Source::Docker => start_docker(config).await,
+            Source::Local => {
+                let binaries = local::find_binaries().ok_or_else(|| {
+                    InfraError::new(format!(
+                        "GROUNDTRUTH_POSTGRES=local, but no initdb and postgres were found (looked in {}); install PostgreSQL's server package",
+                        local::SEARCHED
+                    ))
+                })?;
+                tokio::task::block_in_place(|| local::LocalCluster::start(binaries))
+                    .map(Server::Local)
+            }
+        }
+    }
+
+    async fn stop(&mut self, keep: bool) {
+        match self {
+            Server::Url { .. } => {}
+            Server::Local(cluster) if keep => eprintln!("{}", cluster.keep_instructions()),
+            Server::Local(cluster) => tokio::task::block_in_place(|| cluster.stop()),
+            #[cfg(feature = "docker")]
+            Server::Docker(container) if keep => eprintln!("{}", container.keep_instructions()),
+            #[cfg(feature = "docker")]
+            Server::Docker(container) => container.stop().await,
+        }
+    }
+}
+
+/// Docker when an engine answers and the image is here (or there are no
+/// local binaries to fall back on, so pulling is worth it); else local
+/// binaries; else one message naming the three ways.
+fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
+    let binaries = local::find_binaries();
+    let docker = docker_status(config);
+    match (&docker, &binaries) {
+        (Ok(true), _) | (Ok(false), None) => return Ok(Source::Docker),
+        (_, Some(_)) => return Ok(Source::Local),
+        (Err(_), None) => {}
+    }
+    let docker = docker.err().unwrap_or_default();
+    Err(InfraError::new(format!(
+        "no PostgreSQL: DATABASE_URL is unset, Docker is not usable ({docker}), and no initdb was found (looked in {}); install postgresql, start Docker, or set DATABASE_URL",
+        local::SEARCHED
+    )))
+}
+
+/// `Ok(image present)` when an engine answers, `Err(why not)` otherwise.
+#[cfg(feature = "docker")]
+fn docker_status(config: &Config) -> Result<bool, String> {
+    docker::engine()?;
+    let (name, tag) = config.image();
+    Ok(docker::image_present(&name, &tag))
+}
+
+#[cfg(not(feature = "docker"))]
+fn docker_status(_config: &Config) -> Result<bool, String> {
+    Err("groundtruth was built without its `docker` feature".to_owned())
+}
+
+#[cfg(feature = "docker")]
+async fn start_docker(config: &Config) -> Result<Server, InfraError> {
+    docker::engine().map_err(|why| {
+        InfraError::new(format!(
+            "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL"
+        ))
+    })?;
+    docker::remove_orphans();
+    let (name, tag) = config.image();
+    docker::DockerPostgres::start(&name, &tag)
+        .await
+        .map(Server::Docker)
+}
+
+#[cfg(not(feature = "docker"))]
+async fn start_docker(_config: &Config) -> Result<Server, InfraError> {
+    Err(InfraError::new(
+        "GROUNDTRUTH_POSTGRES=docker, but groundtruth was built without its `docker` feature; enable it, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL",
+    ))
+}
+
+/// PostgreSQL for a run: the server and the run's databases on it.
+#[derive(Debug)]
+pub struct Postgres {
+    server: Mutex<Server>,
+    databases: Databases,
+    kept: Mutex<Vec<String>>,
+}
+
+impl Postgres {
+    /// Starts (or connects to) the server and migrates the template; says
+    /// in one line where PostgreSQL came from and how long it took.
+    pub async fn start(config: &Config) -> Result<Self, InfraError> {
+        let started = Instant::now();
+        let server = Server::start(config).await?;
+        eprintln!(
+            "postgres: {}, ready in {:.2} s",
+            server.describe(),
+            started.elapsed().as_secs_f64()
+        );
+        let databases =
+            match Databases::prepare(server.admin_options(), server.url_pattern(), config).await {
+                Ok(databases) => databases,
+                Err(error) => {
+                    let mut server = server;
+                    server.stop(false).await;
+                    return Err(error);
+                }
+            };
+        Ok(Self {
+            server: Mutex::new(server),
+            databases,
+            kept: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A database of the test's own, cloned from the migrated template.
+    pub async fn checkout(&self) -> Result<TestDatabase, InfraError> {
+        self.databases.checkout().await
+    }
+
+    /// Drops a test's database, or keeps it (a failed test's, with
+    /// `GROUNDTRUTH_KEEP=1`) and says how to reach it.
+    pub async fn release(&self, database: TestDatabase, keep: bool) {
+        if keep {
+            eprintln!("postgres: kept database {} of a failed test", database.name);
+            self.kept.lock().await.push(database.name);
+        } else {
+            self.databases.release(database).await;
+        }
+    }
+
+    /// Drops the run's databases and stops the server (unless kept).
+    pub async fn shutdown(&self, keep: bool) {
+        let kept = self.kept.lock().await.clone();
+        self.databases.shutdown(&kept).await;
+        self.server.lock().await.stop(keep).await;
+    }
+}

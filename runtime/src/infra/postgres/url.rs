@@ -1,0 +1,103 @@
+//! An existing server named by `GROUNDTRUTH_DATABASE_URL` or `DATABASE_URL`.
+//! The run only creates and drops databases carrying its own prefix.
+
+use std::str::FromStr;
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+use crate::infra::InfraError;
+
+/// The variable that named the server, and its value.
+pub fn from_env() -> Option<(&'static str, String)> {
+    ["GROUNDTRUTH_DATABASE_URL", "DATABASE_URL"]
+        .into_iter()
+        .find_map(|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|url| !url.is_empty())
+                .map(|url| (name, url))
+        })
+}
+
+/// Connects once to check the server is there and the user may create
+/// databases.
+pub async fn connect(variable: &str, url: &str) -> Result<PgConnectOptions, InfraError> {
+    let options = PgConnectOptions::from_str(url).map_err(|error| {
+        InfraError::new(format!("{variable} is not a PostgreSQL URL ({error})"))
+    })?;
+    let mut connection = PgConnection::connect_with(&options).await.map_err(|error| {
+        InfraError::new(format!(
+            "cannot connect to {variable} ({}): {error}; start that server, fix the URL, or unset it to let groundtruth start its own PostgreSQL",
+            redacted(url)
+        ))
+    })?;
+    let (user, may_create): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .map_err(|error| InfraError::new(format!("cannot read the role of {variable}'s user: {error}")))?;
+    let _ = connection.close().await;
+    if !may_create {
+        return Err(InfraError::new(format!(
+            "the user `{user}` of {variable} cannot CREATE DATABASE, and groundtruth gives each test a database of its own; grant it with `ALTER ROLE \"{user}\" CREATEDB`, or name a server where it can"
+        )));
+    }
+    Ok(options)
+}
+
+/// The same URL naming another database: the path is replaced, the query
+/// kept.
+pub fn with_database(url: &str, database: &str) -> String {
+    let Some(scheme) = url.find("://") else {
+        return url.to_owned();
+    };
+    let after = scheme + 3;
+    let (authority_and_path, query) = match url[after..].find('?') {
+        Some(at) => (&url[after..after + at], &url[after + at..]),
+        None => (&url[after..], ""),
+    };
+    let authority = authority_and_path.split('/').next().unwrap_or_default();
+    format!("{}{authority}/{database}{query}", &url[..after])
+}
+
+/// The URL without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn another_database_on_the_same_server() {
+        assert_eq!(
+            super::with_database("postgres://app:pw@db:5432/app?sslmode=disable", "gt_1"),
+            "postgres://app:pw@db:5432/gt_1?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://db", "gt_1"),
+            "postgres://db/gt_1"
+        );
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redacted("postgres://db/app"), "postgres://db/app");
+    }
+}

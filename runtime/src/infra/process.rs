@@ -1,0 +1,78 @@
+//! Processes the harness starts (a local PostgreSQL): the user they run as,
+//! signals, and liveness, on Unix.
+
+use std::path::Path;
+
+/// The account a server runs as when the harness runs as root (PostgreSQL
+/// refuses to run as root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Whether the harness runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Looks up a user by name in the system's user database.
+pub fn account(name: &str) -> Option<Account> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam reads a NUL-terminated name and returns a pointer to
+    // static storage or null; the fields are copied out before any other call.
+    unsafe {
+        let entry = libc::getpwnam(name.as_ptr());
+        if entry.is_null() {
+            return None;
+        }
+        Some(Account {
+            uid: (*entry).pw_uid,
+            gid: (*entry).pw_gid,
+        })
+    }
+}
+
+/// Gives a file or directory to `account`.
+pub fn chown(path: &Path, account: Account) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(account.uid), Some(account.gid))
+}
+
+/// Whether a process with this id exists.
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Sends `signal` to `pid`; a process that is already gone is not an error.
+pub fn signal(pid: u32, signal: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: sending a signal has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// In a child between fork and exec: ask the kernel to send SIGQUIT to the
+/// child when the harness dies, so a killed run leaves no server behind.
+#[cfg(target_os = "linux")]
+pub fn quit_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process.
+    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn quit_with_parent() -> std::io::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! What `#[persists]` checks: rows counted on a separate connection before
+//! the body, and again on a fresh one after it, outside any transaction the
+//! body may have left open.
+
+use sqlx::Connection;
+
+use crate::db::{Db, count_on};
+use crate::runner::{Failure, TestResult};
+
+/// One table's expectation, as the attribute wrote it.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation {
+    /// `table` or `schema.table`, checked at compile time.
+    pub table: &'static str,
+    /// `rows = N`: exactly N new rows; `None`: at least one.
+    pub rows: Option<u64>,
+    /// `where = "..."`: count only matching rows.
+    pub predicate: Option<&'static str>,
+}
+
+impl Expectation {
+    fn subject(&self) -> String {
+        match self.predicate {
+            Some(predicate) => format!("{} where {predicate}", self.table),
+            None => self.table.to_owned(),
+        }
+    }
+
+    /// `None` when the difference meets the expectation, else the complaint.
+    fn judge(&self, test: &str, before: i64, after: i64) -> Option<String> {
+        let found = after - before;
+        let counts = format!("found {found} (before {before}, after {after})");
+        let subject = self.subject();
+        let met = match self.rows {
+            None => found >= 1,
+            Some(rows) => i64::try_from(rows).is_ok_and(|rows| rows == found),
+        };
+        if met {
+            return None;
+        }
+        let lost = if found == 0 {
+            ": the write never reached the database"
+        } else {
+            ""
+        };
+        Some(match self.rows {
+            None => format!("{test}: expected new rows in {subject}, {counts}{lost}"),
+            Some(0) => format!("{test}: expected no new rows in {subject}, {counts}"),
+            Some(1) => format!("{test}: expected 1 new row in {subject}, {counts}{lost}"),
+            Some(rows) => format!("{test}: expected {rows} new rows in {subject}, {counts}{lost}"),
+        })
+    }
+}
+
+/// Counts every expectation's rows on one new connection.
+/// Not public API. Used by generated code.
+#[doc(hidden)]
+pub async fn count(db: &Db, expectations: &[Expectation]) -> Result<Vec<i64>, Failure> {
+    let mut connection = db.connect().await.map_err(|error| {
+        Failure::new(format!(
+            "cannot open a separate connection to {} to count rows: {error}",
+            db.name()
+        ))
+    })?;
+    let mut counts = Vec::with_capacity(expectations.len());
+    for expectation in expectations {
+        let count = count_on(&mut connection, expectation.table, expectation.predicate)
+            .await
+            .map_err(|error| {
+                Failure::new(format!(
+                    "cannot count rows of {}: {error}",
+                    expectation.subject()
+                ))
+            })?;
+        counts.push(count);
+    }
+    let _ = connection.close().await;
+    Ok(counts)
+}
+
+/// Counts again on a fresh connection and compares.
+/// Not public API. Used by generated code.
+#[doc(hidden)]
+pub async fn verify(
+    test: &str,
+    db: &Db,
+    expectations: &[Expectation],
+    before: Vec<i64>,
+) -> TestResult {
+    let after = count(db, expectations).await?;
+    let complaints: Vec<String> = expectations
+        .iter()
+        .zip(before.iter().zip(&after))
+        .filter_map(|(expectation, (before, after))| expectation.judge(test, *before, *after))
+        .collect();
+    if complaints.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(complaints.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expectation;
+
+    const fn expect(rows: Option<u64>, predicate: Option<&'static str>) -> Expectation {
+        Expectation {
+            table: "operations",
+            rows,
+            predicate,
+        }
+    }
+
+    #[test]
+    fn a_missing_write_is_named() {
+        assert_eq!(
+            expect(None, None)
+                .judge("create_operation_writes_a_row", 0, 0)
+                .unwrap(),
+            "create_operation_writes_a_row: expected new rows in operations, found 0 (before 0, after 0): the write never reached the database"
+        );
+        assert_eq!(expect(None, None).judge("t", 3, 4), None);
+    }
+
+    #[test]
+    fn exact_counts_and_predicates() {
+        let failed = expect(Some(1), Some("status = 'FAILED'"));
+        assert_eq!(failed.judge("t", 0, 1), None);
+        assert_eq!(
+            failed.judge("orphan", 0, 2).unwrap(),
+            "orphan: expected 1 new row in operations where status = 'FAILED', found 2 (before 0, after 2)"
+        );
+        let none = expect(Some(0), None);
+        assert_eq!(none.judge("t", 5, 5), None);
+        assert_eq!(
+            none.judge("read_only", 5, 6).unwrap(),
+            "read_only: expected no new rows in operations, found 1 (before 5, after 6)"
+        );
+    }
+}
