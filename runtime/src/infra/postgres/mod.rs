@@ -186,7 +186,7 @@ async fn start_docker(config: &Config) -> Result<Server, InfraError> {
     let (name, tag) = config.image();
     docker::DockerPostgres::start(&name, &tag)
         .await
-        .map(Server::Docker)
+        .map(|container| Server::Docker(Box::new(container)))
 }
 
 #[cfg(not(feature = "docker"))]
