@@ -9,5 +9,7 @@ mod support;
 mod cli;
 #[path = "harness/incidents.rs"]
 mod incidents;
+#[path = "harness/postgres.rs"]
+mod postgres;
 
 groundtruth::main!();

@@ -63,6 +63,10 @@ impl fmt::Display for FixtureError {
 
 impl std::error::Error for FixtureError {}
 
+/// How long a test's pool may take to close before its database is
+/// dropped under it.
+const POOL_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What one running test knows while its fixtures are built: its own
 /// description, the run's infrastructure, and its database once made.
 pub struct TestContext {
@@ -145,7 +149,9 @@ impl TestContext {
     /// database (or keeps a failed test's, with `GROUNDTRUTH_KEEP=1`).
     pub(crate) async fn finish(mut self, failed: bool) {
         if let Some(lease) = self.database.take() {
-            lease.db.pool.close().await;
+            // A body that leaked a connection (a forgotten transaction) would
+            // make `close` wait forever; DROP ... WITH (FORCE) ends it instead.
+            let _ = tokio::time::timeout(POOL_CLOSE_GRACE, lease.db.pool.close()).await;
             lease
                 .postgres
                 .release(lease.database, failed && keep_requested())

@@ -9,6 +9,7 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
         "operations",
         &[],
         &["--category", "wiring", "--format", "json"],
+        &[],
     );
     assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
     let wiring = healthy.finished();
@@ -19,6 +20,7 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
         "operations",
         &["bug-unwired-repository"],
         &["--category", "wiring", "--format", "json"],
+        &[],
     );
     assert_eq!(broken.code, 101, "{}\n{}", broken.stdout, broken.stderr);
     let finished = broken.finished();
@@ -26,7 +28,7 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
     assert_eq!(factory["outcome"], "failed");
     assert_eq!(
         factory["message"],
-        "get_operations_service() returned OperationsService with repository not wired (None); wired: metrics"
+        "get_operations_service() returned OperationsService with repository not wired (None); wired: metrics, checkpoints, checkpoints.pool"
     );
     // Found again through the detector, with the full path to the repository.
     let detector = &finished["operations::detector::get_orphan_detector"];
@@ -52,13 +54,18 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
 #[groundtruth::test(category = "e2e", timeout = "15m")]
 fn linkme_backend_finds_the_same_tests_as_inventory() {
     let listing = |features: &[&str]| {
-        let run = cargo_test_example("operations", features, &["--list", "--format", "terse"]);
+        let run = cargo_test_example(
+            "operations",
+            features,
+            &["--list", "--format", "terse"],
+            &[],
+        );
         assert_eq!(run.code, 0, "{}", run.stderr);
         run.stdout
     };
     let inventory = listing(&[]);
     let linkme = listing(&["groundtruth/linkme"]);
-    assert_eq!(inventory.lines().count(), 6, "{inventory}");
+    assert_eq!(inventory.lines().count(), 13, "{inventory}");
     assert_eq!(inventory, linkme);
 }
 
@@ -67,10 +74,11 @@ fn linkme_backend_finds_the_same_tests_as_inventory() {
 #[groundtruth::test(category = "e2e", timeout = "15m")]
 fn production_builds_carry_no_tests() {
     let tree = cargo()
+        // Proc-macro crates run at build time and link nothing in.
         .args([
             "tree",
             "-e",
-            "normal",
+            "normal,no-proc-macro",
             "-p",
             "operations",
             "--prefix",
@@ -84,7 +92,14 @@ fn production_builds_carry_no_tests() {
         String::from_utf8_lossy(&tree.stderr)
     );
     let tree = String::from_utf8_lossy(&tree.stdout);
-    for test_only in ["inventory", "linkme", "tokio", "serde_json"] {
+    // tokio and sqlx are the service's own; these come only with `testing`.
+    for test_only in [
+        "inventory",
+        "linkme",
+        "testcontainers",
+        "bollard",
+        "groundtruth-runtime",
+    ] {
         assert!(
             !tree
                 .lines()
@@ -166,14 +181,14 @@ fn nextest_runs_a_category_by_filter_expression() {
     let stderr = String::from_utf8_lossy(&healthy.stderr);
     assert!(healthy.status.success(), "{stderr}");
     assert!(
-        stderr.contains("4 tests run: 4 passed, 2 skipped"),
+        stderr.contains("4 tests run: 4 passed, 9 skipped"),
         "{stderr}"
     );
     let broken = run("bug-unwired-repository");
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(!broken.status.success(), "{stderr}");
     assert!(
-        stderr.contains("4 tests run: 0 passed, 4 failed, 2 skipped"),
+        stderr.contains("4 tests run: 0 passed, 4 failed, 9 skipped"),
         "{stderr}"
     );
     assert!(stderr.contains("repository not wired (None)"), "{stderr}");

@@ -135,9 +135,18 @@ pub fn run_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from_output(command.output().expect("the harness binary runs"))
 }
 
-/// Runs the example's harness through `cargo test`, with `features`.
-pub fn cargo_test_example(package: &str, features: &[&str], harness_args: &[&str]) -> Run {
+/// Runs the example's harness through `cargo test`, with `features` and
+/// extra environment.
+pub fn cargo_test_example(
+    package: &str,
+    features: &[&str],
+    harness_args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let mut command = cargo();
+    for (key, value) in env {
+        command.env(key, value);
+    }
     command.args(["test", "-q", "-p", package, "--test", "harness"]);
     if !features.is_empty() {
         command.args(["--features", &features.join(",")]);

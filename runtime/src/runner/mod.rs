@@ -32,6 +32,10 @@ pub type TestResult = Result<(), Failure>;
 /// Timeout of a test that sets none, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long the end-of-run teardown may take before the harness exits
+/// anyway.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(60);
+
 /// Why a test failed: a message, and where, when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -181,7 +185,14 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
             }
         }
     });
-    runtime.block_on(infrastructure.shutdown());
+    runtime.block_on(async {
+        if tokio::time::timeout(TEARDOWN_LIMIT, infrastructure.shutdown()).await.is_err() {
+            eprintln!(
+                "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
+                TEARDOWN_LIMIT.as_secs()
+            );
+        }
+    });
     let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
     reporter.finished(&summary);
     if let Some(path) = &options.junit

@@ -1,0 +1,42 @@
+//! A harness with PostgreSQL tests of known outcomes, for the framework's
+//! own suite (`tests/harness/postgres.rs`); `cargo test` does not run it.
+//! `DEMO_MIGRATIONS` picks the migrations folder (default: the good one).
+
+use std::time::Duration;
+
+use groundtruth::Db;
+use sqlx::PgPool;
+
+groundtruth::main!(; config = groundtruth::Config::new().migrations_dir(
+    std::env::var("DEMO_MIGRATIONS").unwrap_or_else(|_| "tests/fixtures/migrations/good".to_owned())
+));
+
+#[groundtruth::persists(things, migrations = "tests/fixtures/migrations/good")]
+async fn writes_a_thing(db: PgPool) {
+    sqlx::query("INSERT INTO things (name) VALUES ('written')")
+        .execute(&db)
+        .await
+        .unwrap();
+}
+
+#[groundtruth::persists(things, migrations = "tests/fixtures/migrations/good")]
+async fn leaves_its_write_uncommitted(db: PgPool) {
+    let mut transaction = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO things (name) VALUES ('lost')")
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    // Held open, not committed: only this connection sees the row.
+    std::mem::forget(transaction);
+}
+
+/// Holds its database until killed: how the suite checks what a `kill -9`
+/// leaves behind.
+#[groundtruth::test(category = "integration", timeout = "10m")]
+async fn waits_forever(db: Db) {
+    println!("holding {}", db.name());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+#[groundtruth::test(category = "smoke")]
+fn needs_nothing() {}

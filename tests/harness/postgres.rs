@@ -1,0 +1,397 @@
+//! PostgreSQL provisioning, isolation and `#[persists]`, through real
+//! harness binaries: every source, a failing migration, leftovers of a
+//! killed run, and each persistence incident of the example.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{build_test_binary, cargo_test_example, run_with_env};
+
+/// The harness of `tests/demo_db.rs`, built once per process.
+fn demo_db() -> &'static Path {
+    static DEMO_DB: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DEMO_DB.get_or_init(|| {
+        build_test_binary(&["-p", "groundtruth", "--test", "demo_db"])
+            .expect("tests/demo_db.rs builds")
+    })
+}
+
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+fn each_persistence_incident_is_caught_by_its_test() {
+    let healthy = cargo_test_example(
+        "operations",
+        &[],
+        &["--category", "persistence", "--format", "json"],
+        &[("GROUNDTRUTH_POSTGRES", "local")],
+    );
+    assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
+    assert_eq!(healthy.finished().len(), 7);
+    for (feature, test, message) in [
+        (
+            "bug-cache-only-write",
+            "create_operation_writes_a_row",
+            "create_operation_writes_a_row: expected new rows in operations, found 0 (before 0, after 0): the write never reached the database",
+        ),
+        (
+            "bug-uncommitted-cancel",
+            "cancel_marks_the_row_cancelled",
+            "cancel_marks_the_row_cancelled: expected 1 new row in operations where status = 'CANCELLED', found 0 (before 0, after 0): the write never reached the database",
+        ),
+        (
+            "bug-detector-cache-only",
+            "orphan_is_marked_failed",
+            "orphan_is_marked_failed: expected 1 new row in operations where status = 'FAILED', found 0 (before 0, after 0): the write never reached the database",
+        ),
+        (
+            "bug-checkpoint-lost-on-cancel",
+            "cancel_saves_a_checkpoint",
+            "cancel_saves_a_checkpoint: expected 1 new row in checkpoints where reason = 'cancellation' AND epoch = 7, found 0 (before 0, after 0): the write never reached the database",
+        ),
+    ] {
+        let broken = cargo_test_example(
+            "operations",
+            &[feature],
+            &["--category", "persistence", "--format", "json"],
+            &[("GROUNDTRUTH_POSTGRES", "local")],
+        );
+        assert_eq!(
+            broken.code, 101,
+            "{feature}: {}\n{}",
+            broken.stdout, broken.stderr
+        );
+        let finished = broken.finished();
+        let event = &finished[&format!("harness::{test}")];
+        assert_eq!(event["outcome"], "failed", "{feature}");
+        assert_eq!(event["message"], message, "{feature}");
+    }
+}
+
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn an_uncommitted_write_is_caught_and_tests_that_need_nothing_start_nothing() {
+    let demo = demo_db();
+    let run = run_with_env(
+        demo,
+        &["--skip", "waits_forever", "--format", "json"],
+        &[("GROUNDTRUTH_POSTGRES", "local")],
+    );
+    assert_eq!(run.outcome("writes_a_thing"), "passed", "{}", run.stderr);
+    assert_eq!(run.outcome("leaves_its_write_uncommitted"), "failed");
+    let finished = run.finished();
+    assert_eq!(
+        finished["demo_db::leaves_its_write_uncommitted"]["message"],
+        "leaves_its_write_uncommitted: expected new rows in things, found 0 (before 0, after 0): the write never reached the database"
+    );
+    assert!(
+        run.stderr
+            .contains("postgres: local cluster (PostgreSQL 15"),
+        "one line saying where PostgreSQL came from: {}",
+        run.stderr
+    );
+
+    let nothing = run_with_env(
+        demo,
+        &["--category", "smoke"],
+        &[("GROUNDTRUTH_POSTGRES", "local")],
+    );
+    assert_eq!(nothing.code, 0);
+    assert!(
+        !nothing.stderr.contains("postgres:"),
+        "started PostgreSQL for nothing: {}",
+        nothing.stderr
+    );
+}
+
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn a_failing_migration_stops_every_persistence_test_with_one_message() {
+    let demo = demo_db();
+    let run = run_with_env(
+        demo,
+        &["--skip", "waits_forever", "--format", "json"],
+        &[
+            ("GROUNDTRUTH_POSTGRES", "local"),
+            ("DEMO_MIGRATIONS", "tests/fixtures/migrations/broken"),
+        ],
+    );
+    assert_eq!(run.code, 101);
+    assert_eq!(
+        run.outcome("needs_nothing"),
+        "passed",
+        "tests that need nothing still run"
+    );
+    let finished = run.finished();
+    let first = finished["demo_db::writes_a_thing"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let second = finished["demo_db::leaves_its_write_uncommitted"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(first, second, "one message for every persistence test");
+    assert!(
+        first.contains("20240101000002_add_owner.sql")
+            && first.contains("relation \"owners\" does not exist")
+            && first.contains("42P01"),
+        "names the file and PostgreSQL's error: {first}"
+    );
+    assert_eq!(
+        first.lines().count(),
+        1,
+        "one line, not a stack trace: {first}"
+    );
+}
+
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn a_forced_source_that_is_unavailable_is_an_error_not_a_fallback() {
+    let demo = demo_db();
+    let run = run_with_env(
+        demo,
+        &["--exact", "demo_db::writes_a_thing", "--format", "json"],
+        &[
+            ("GROUNDTRUTH_POSTGRES", "url"),
+            ("DATABASE_URL", ""),
+            ("GROUNDTRUTH_DATABASE_URL", ""),
+        ],
+    );
+    assert_eq!(run.outcome("writes_a_thing"), "failed");
+    let message = run.finished()["demo_db::writes_a_thing"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains(
+            "GROUNDTRUTH_POSTGRES=url, but neither GROUNDTRUTH_DATABASE_URL nor DATABASE_URL is set"
+        ),
+        "{message}"
+    );
+    let bogus = run_with_env(
+        demo,
+        &["--exact", "demo_db::writes_a_thing", "--format", "json"],
+        &[("GROUNDTRUTH_POSTGRES", "cloud")],
+    );
+    let message = bogus.finished()["demo_db::writes_a_thing"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("use `url`, `docker` or `local`"),
+        "{message}"
+    );
+}
+
+/// A server this test starts itself, reached by URL: the run touches only
+/// its own `gt_` databases, removes a dead run's, and never another's.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn url_source_creates_and_drops_only_its_own_databases() {
+    let server = Server::start();
+    server.psql("CREATE DATABASE other_app");
+    // A dead run's leftover (nobody holds its advisory lock).
+    server.psql("CREATE DATABASE gt_00000000deadbeef_3");
+    let demo = demo_db();
+    let run = run_with_env(
+        demo,
+        &["--skip", "waits_forever", "--format", "json"],
+        &[
+            ("GROUNDTRUTH_POSTGRES", "url"),
+            ("GROUNDTRUTH_DATABASE_URL", &server.url),
+        ],
+    );
+    assert_eq!(run.outcome("writes_a_thing"), "passed", "{}", run.stderr);
+    assert!(
+        run.stderr.contains("postgres: GROUNDTRUTH_DATABASE_URL"),
+        "{}",
+        run.stderr
+    );
+    let databases =
+        server.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
+    assert_eq!(databases.trim(), "other_app,postgres,template0,template1");
+
+    server.psql("CREATE ROLE reader LOGIN");
+    let reader = server
+        .url
+        .replace("postgres://postgres@", "postgres://reader@");
+    let refused = run_with_env(
+        demo,
+        &["--exact", "demo_db::writes_a_thing", "--format", "json"],
+        &[
+            ("GROUNDTRUTH_POSTGRES", "url"),
+            ("GROUNDTRUTH_DATABASE_URL", &reader),
+        ],
+    );
+    let message = refused.finished()["demo_db::writes_a_thing"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("the user `reader` of GROUNDTRUTH_DATABASE_URL cannot CREATE DATABASE")
+            && message.contains("ALTER ROLE \"reader\" CREATEDB"),
+        "{message}"
+    );
+}
+
+/// `kill -9` gives the harness no chance to clean up: its local server must
+/// not outlive it, and the next run removes what is left.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn a_killed_run_leaves_nothing_the_next_run_does_not_remove() {
+    let demo = demo_db();
+    let mut child = Command::new(demo)
+        .args(["--exact", "demo_db::waits_forever", "--nocapture"])
+        .env("GROUNDTRUTH_POSTGRES", "local")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo harness starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let line = std::io::BufRead::lines(&mut stdout)
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("holding "))
+        .expect("the test says which database it holds");
+    assert!(line.starts_with("holding gt_"), "{line}");
+    let harness = child.id();
+    let servers_before = postgres_children_of(harness);
+    assert_eq!(servers_before.len(), 1, "one postmaster for the run");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let server = servers_before[0];
+    let gone = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        !Path::new(&format!("/proc/{server}")).exists()
+    });
+    assert!(
+        gone,
+        "the killed run's PostgreSQL (pid {server}) is still running"
+    );
+
+    let next = run_with_env(
+        demo,
+        &["--exact", "demo_db::writes_a_thing"],
+        &[("GROUNDTRUTH_POSTGRES", "local")],
+    );
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    let leftovers = cluster_dirs_of(harness);
+    assert_eq!(
+        leftovers, 0,
+        "the killed run's cluster directory was not removed"
+    );
+}
+
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+fn docker_source_runs_the_persistence_suite_and_removes_its_container() {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    if !engine.is_ok_and(|output| output.status.success()) {
+        groundtruth::skip("no Docker engine answers on this machine");
+    }
+    let image = Command::new("docker")
+        .args(["image", "inspect", "postgres:15"])
+        .output();
+    if !image.is_ok_and(|output| output.status.success()) {
+        groundtruth::skip(
+            "image postgres:15 is not here and no registry may be reachable: build it with .ci/postgres-image.sh",
+        );
+    }
+    let run = cargo_test_example(
+        "operations",
+        &[],
+        &["--category", "persistence", "--format", "json"],
+        &[("GROUNDTRUTH_POSTGRES", "docker")],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.finished().len(), 7);
+    assert!(
+        run.stderr
+            .contains("postgres: docker container (postgres:15"),
+        "{}",
+        run.stderr
+    );
+    let left = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=groundtruth.pid"])
+        .output()
+        .expect("docker ps runs");
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "a container was left behind"
+    );
+}
+
+/// Cluster directories a run with this pid made, in any user's runtime root.
+fn cluster_dirs_of(harness: u32) -> usize {
+    let prefix = format!("cluster-{harness}-");
+    let Ok(roots) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    roots
+        .filter_map(Result::ok)
+        .filter(|root| {
+            root.file_name()
+                .to_string_lossy()
+                .starts_with("groundtruth-")
+        })
+        .filter_map(|root| std::fs::read_dir(root.path()).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok))
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .count()
+}
+
+/// Pids of `postgres` processes whose parent is `parent`.
+fn postgres_children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...
+            let Some(after) = stat.rsplit_once(')').map(|(_, after)| after.to_owned()) else {
+                return false;
+            };
+            stat.contains("(postgres)")
+                && after.split_whitespace().nth(1) == Some(&parent.to_string())
+        })
+        .collect()
+}
+
+/// A throwaway PostgreSQL server for the URL tests, started with the
+/// runtime's own local-cluster code and stopped on drop.
+struct Server {
+    cluster: groundtruth_runtime::infra::postgres::local::LocalCluster,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Self {
+        use groundtruth_runtime::infra::postgres::local;
+        let binaries = local::find_binaries().expect("PostgreSQL binaries are installed");
+        let cluster = local::LocalCluster::start(binaries).expect("a throwaway server starts");
+        let url = cluster.url_pattern().replace("{database}", "postgres");
+        Self { cluster, url }
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let psql = self.cluster.binaries.dir.join("psql");
+        let output = Command::new(psql)
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
