@@ -130,7 +130,11 @@ impl PersistsAttr {
                 },
                 _ => cx.error_spanned_by(
                     &key,
-                    format!("{} for table `{}`", unknown_option(&name, TABLE_OPTIONS), table.name()),
+                    unknown_option(&name, TABLE_OPTIONS).replacen(
+                        &format!("`{name}`;"),
+                        &format!("`{name}` for table `{}`;", table.name()),
+                        1,
+                    ),
                 ),
             }
         }
@@ -172,7 +176,7 @@ pub fn check_tables(cx: &Ctxt, attr: &PersistsAttr) -> Schema {
         .map(PathBuf::from)
         .unwrap_or_default();
     let (dir, spanned) = match &attr.migrations {
-        Some(dir) => (root.join(dir.value()), quote!(#dir)),
+        Some(dir) => (normalize(&root.join(dir.value())), quote!(#dir)),
         None => (root.join("migrations"), attr.tables[0].tokens()),
     };
     let schema = match migrations::read(&dir) {
@@ -204,4 +208,20 @@ pub fn check_tables(cx: &Ctxt, attr: &PersistsAttr) -> Schema {
         cx.error_spanned_by(table.tokens(), message);
     }
     schema
+}
+
+/// `a/b/../c` as `a/c`, for messages: no file system access.
+fn normalize(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir if normal.file_name().is_some() => {
+                normal.pop();
+            }
+            Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal
 }

@@ -1,0 +1,2 @@
+CREATE TABLE operations (id BIGSERIAL PRIMARY KEY, status TEXT NOT NULL DEFAULT 'PENDING');
+CREATE TABLE checkpoints (id BIGSERIAL PRIMARY KEY, operation_id BIGINT REFERENCES operations (id));

@@ -1,0 +1,4 @@
+#[groundtruth::persists(operations, migrations = "../../../../ui-tests/migrations")]
+struct CreateOperation;
+
+fn main() {}

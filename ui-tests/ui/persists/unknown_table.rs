@@ -1,0 +1,5 @@
+// trybuild compiles from target/tests/trybuild/<crate>; the path leads back to ui-tests/migrations.
+#[groundtruth::persists(operation, migrations = "../../../../ui-tests/migrations")]
+async fn create_operation_writes_a_row(_db: groundtruth::Db) {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[groundtruth::persists(operations(where = status), migrations = "../../../../ui-tests/migrations")]
+async fn orphan_is_marked_failed(_db: groundtruth::Db) {}
+
+fn main() {}
