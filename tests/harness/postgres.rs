@@ -395,3 +395,73 @@ impl Server {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
+
+/// `GROUNDTRUTH_KEEP=1`: the server and the failed test's database outlive
+/// the run, and the run says how to reach and remove them.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn keep_leaves_the_failed_tests_database_reachable() {
+    let demo = demo_db();
+    let run = run_with_env(
+        demo,
+        &["--exact", "demo_db::leaves_its_write_uncommitted"],
+        &[("GROUNDTRUTH_POSTGRES", "local"), ("GROUNDTRUTH_KEEP", "1")],
+    );
+    assert_eq!(run.code, 101);
+    let database = run
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("postgres: kept database "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no kept database in: {}", run.stderr))
+        .to_owned();
+    let kept = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("postgres: kept the local cluster: psql \""))
+        .unwrap_or_else(|| panic!("no connection hint in: {}", run.stderr))
+        .to_owned();
+    let connect = kept
+        .split('"')
+        .nth(1)
+        .expect("the hint quotes the connection string");
+    let pid: u32 = kept
+        .split("kill -QUIT ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the hint names the server's pid");
+    let dir = kept
+        .rsplit("and remove ")
+        .next()
+        .expect("the hint names the directory")
+        .trim()
+        .to_owned();
+
+    let psql = groundtruth_runtime::infra::postgres::local::find_binaries()
+        .expect("PostgreSQL binaries are installed")
+        .dir
+        .join("psql");
+    let rows = Command::new(psql)
+        .args(["-X", "-A", "-t", "-c", "SELECT count(*) FROM things"])
+        .arg(connect.replace("DATABASE", &database))
+        .output()
+        .expect("psql runs");
+    let cleanup = || {
+        Command::new("kill")
+            .args(["-QUIT", &pid.to_string()])
+            .status()
+            .ok();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(&dir);
+    };
+    if !rows.status.success() {
+        cleanup();
+        panic!(
+            "the kept database is not reachable: {}",
+            String::from_utf8_lossy(&rows.stderr)
+        );
+    }
+    cleanup();
+    // The uncommitted row is gone with its transaction; the table is there.
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "0");
+}

@@ -135,9 +135,12 @@ impl LocalCluster {
         if let Some(account) = account {
             command.uid(account.uid).gid(account.gid);
         }
-        // SAFETY: the closure only calls prctl, which is async-signal-safe.
-        unsafe {
-            command.pre_exec(process::quit_with_parent);
+        // A kept cluster must outlive the run; any other dies with it.
+        if !crate::infra::keep_requested() {
+            // SAFETY: the closure only calls prctl, which is async-signal-safe.
+            unsafe {
+                command.pre_exec(process::quit_with_parent);
+            }
         }
         let child = command.spawn().map_err(|error| {
             InfraError::new(format!(
