@@ -465,3 +465,39 @@ fn keep_leaves_the_failed_tests_database_reachable() {
     // The uncommitted row is gone with its transaction; the table is there.
     assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "0");
 }
+
+/// Ctrl-C (SIGINT) stops the run, and its server and directory with it.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn ctrl_c_tears_the_run_down() {
+    let demo = demo_db();
+    let mut child = Command::new(demo)
+        .args(["--exact", "demo_db::waits_forever", "--nocapture"])
+        .env("GROUNDTRUTH_POSTGRES", "local")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo harness starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    std::io::BufRead::lines(&mut stdout)
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("holding "))
+        .expect("the test holds its database");
+    let harness = child.id();
+    let servers = postgres_children_of(harness);
+    assert_eq!(servers.len(), 1);
+    Command::new("kill")
+        .args(["-INT", &harness.to_string()])
+        .status()
+        .expect("kill runs");
+    let status = child.wait().expect("the harness exits");
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+    assert!(
+        !Path::new(&format!("/proc/{}", servers[0])).exists(),
+        "the server outlived Ctrl-C"
+    );
+    assert_eq!(
+        cluster_dirs_of(harness),
+        0,
+        "the cluster directory outlived Ctrl-C"
+    );
+}
