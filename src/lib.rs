@@ -20,7 +20,7 @@
 //! groundtruth = { version = "0.1", features = ["testing"] }
 //! ```
 
-pub use groundtruth_macros::{fixture, persists, test, wired};
+pub use groundtruth_macros::{enum_complete, fixture, persists, test, wired};
 mod wire;
 
 pub use wire::{Unwired, Wire};
@@ -75,8 +75,8 @@ pub mod __private {
 
     #[cfg(feature = "testing")]
     pub use groundtruth_runtime::{
-        Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, inventory, persist,
-        runner::TestFuture,
+        Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, enums,
+        enums::DeclaredEnum, inventory, persist, runner::TestFuture,
     };
 
     #[cfg(feature = "linkme")]

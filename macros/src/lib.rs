@@ -4,6 +4,7 @@
 //! Use them through the `groundtruth` crate, never directly.
 
 mod ctxt;
+mod enum_complete;
 mod fixtures;
 mod options;
 mod persists;
@@ -35,6 +36,18 @@ pub fn wired(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn persists(args: TokenStream, item: TokenStream) -> TokenStream {
     persists::expand(args.into(), item.into()).into()
+}
+
+/// On an enum, declares it (options ask for checks, each a test in
+/// category `schema`): `serde` (JSON round trip, no collisions), `strings`
+/// (`Display`/`FromStr` round trip), `pg_type = "event_type"` (the database
+/// enum has exactly the variants' labels), `scan = "config/*.toml"` (labels
+/// named in those files exist). On a function taking the enum,
+/// `#[enum_complete(EventType)]` calls it with every variant, and a
+/// wildcard arm in a `match` over the enum is a compile error.
+#[proc_macro_attribute]
+pub fn enum_complete(args: TokenStream, item: TokenStream) -> TokenStream {
+    enum_complete::expand(args.into(), item.into()).into()
 }
 
 /// Any other integration test: `#[groundtruth::test(category = "e2e", timeout = "30s")]`.

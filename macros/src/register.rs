@@ -9,8 +9,11 @@ use crate::options::TestOptions;
 
 /// What a generated test is, apart from its body.
 pub struct Registration<'a> {
-    /// The annotated function; its name and span become the test's.
+    /// The annotated item; its name (unless `name` says otherwise) and span
+    /// become the test's.
     pub ident: &'a Ident,
+    /// The last part of the test's name, when it is not the item's.
+    pub name: Option<String>,
     pub category: &'a str,
     pub options: &'a TestOptions,
     /// Const expression of type `Needs`.
@@ -26,7 +29,7 @@ impl Registration<'_> {
     /// `const _: () = { fn run ...; register!{...} };`
     pub fn expand(&self) -> TokenStream {
         let ident = self.ident;
-        let name = ident.to_string();
+        let name = self.name.clone().unwrap_or_else(|| ident.to_string());
         let category = self.category;
         let ignored = self.options.ignore.is_some();
         let ignore_reason = match self.options.ignore.as_ref().and_then(Option::as_ref) {

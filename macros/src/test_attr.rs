@@ -72,6 +72,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         .unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
     let registration = Registration {
         ident,
+        name: None,
         category: &category,
         options: &options,
         needs: fixtures.needs(),

@@ -90,6 +90,7 @@ impl Config {
     }
 
     /// The image, with the environment's override applied.
+    #[cfg(feature = "docker")]
     pub(crate) fn image(&self) -> (String, String) {
         match std::env::var("GROUNDTRUTH_POSTGRES_IMAGE") {
             Ok(image) => match image.rsplit_once(':') {

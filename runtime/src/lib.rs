@@ -14,6 +14,8 @@ pub mod config;
 #[cfg(feature = "harness")]
 pub mod db;
 #[cfg(feature = "harness")]
+pub mod enums;
+#[cfg(feature = "harness")]
 pub mod errors;
 #[cfg(feature = "harness")]
 pub mod fixture;

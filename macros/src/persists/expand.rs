@@ -62,6 +62,7 @@ pub fn test(
     let fixture_needs = fixtures.needs();
     let registration = Registration {
         ident,
+        name: None,
         category: "persistence",
         options: &attr.options,
         needs: quote!(::groundtruth::__private::Needs::POSTGRES.union(#fixture_needs)),

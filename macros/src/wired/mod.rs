@@ -6,6 +6,8 @@ mod check;
 mod expand;
 mod parse;
 
+pub(crate) use check::item_keyword;
+
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::Item;

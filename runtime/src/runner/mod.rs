@@ -1,7 +1,7 @@
 //! Runs the selected tests on a tokio runtime, in parallel up to
 //! `--test-threads`, each under its timeout, and reports as they finish.
 
-mod panic;
+pub(crate) mod panic;
 pub mod select;
 
 pub use panic::skip;
