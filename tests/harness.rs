@@ -7,6 +7,8 @@ mod support;
 
 #[path = "harness/cli.rs"]
 mod cli;
+#[path = "harness/enums.rs"]
+mod enums;
 #[path = "harness/incidents.rs"]
 mod incidents;
 #[path = "harness/postgres.rs"]

@@ -6,4 +6,5 @@
 fn ui() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("ui/**/*.rs");
+    cases.pass("pass/**/*.rs");
 }

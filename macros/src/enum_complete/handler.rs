@@ -150,16 +150,17 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
         })
     };
     let enum_path = &args.enum_path;
+    // Spanned at the enum's name: an undeclared enum is reported there, once.
     let check = quote_spanned! {enum_path.span()=>
-        ::groundtruth::__private::enums::check_handler::<#enum_path, _, _>
-    };
-    let body = quote! {
-        #(#setup)*
-        #check(#handler_name, |__groundtruth_variant| {
+        ::groundtruth::__private::enums::check_handler::<#enum_path, _, _>(#handler_name, |__groundtruth_variant| {
             #(let #fixture_args = ::core::clone::Clone::clone(&#fixture_args);)*
             async move { #outcome }
         })
         .await
+    };
+    let body = quote! {
+        #(#setup)*
+        #check
     };
     let registration = Registration {
         ident,

@@ -33,7 +33,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     match (cx.check(), expanded) {
         (Ok(()), Some(tokens)) => tokens,
-        (Err(error), _) => item_with_errors(item, error),
+        // What is valid is still emitted (the declaration of the variants
+        // that are fine), so one mistake does not cascade into "not declared".
+        (Err(error), Some(tokens)) => {
+            let errors = error.into_compile_error();
+            quote::quote! { #tokens #errors }
+        }
+        (Err(error), None) => item_with_errors(item, error),
         (Ok(()), None) => item,
     }
 }

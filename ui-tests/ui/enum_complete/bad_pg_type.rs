@@ -1,0 +1,6 @@
+#[groundtruth::enum_complete(pg_type = "Event Type")]
+pub enum EventType {
+    TradingSignal,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[groundtruth::enum_complete]
+pub enum Event<T> {
+    Signal(T),
+    Error,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+#[groundtruth::enum_complete]
+pub enum EventType {
+    TradingSignal,
+}
+
+#[groundtruth::enum_complete(EventType)]
+fn topic_for(name: &str) -> &'static str {
+    if name.is_empty() { "none" } else { "signals" }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[groundtruth::enum_complete(serde)]
+pub struct EventType {
+    name: String,
+}
+
+fn main() {}

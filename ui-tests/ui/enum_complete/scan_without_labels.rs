@@ -1,0 +1,6 @@
+#[groundtruth::enum_complete(scan = "config/*.toml")]
+pub enum EventType {
+    TradingSignal,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[groundtruth::enum_complete(serde, json)]
+pub enum EventType {
+    TradingSignal,
+}
+
+fn main() {}
