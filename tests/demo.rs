@@ -147,3 +147,21 @@ impl groundtruth::Fixture for BrokenFixture {
 fn broken_fixture(_broker: BrokenFixture) {
     panic!("the body must not run when a fixture fails");
 }
+
+/// A declared enum and a handler that refuses one variant.
+#[groundtruth::enum_complete]
+#[derive(Debug)]
+enum Light {
+    Red,
+    Amber,
+    Green,
+}
+
+#[groundtruth::enum_complete(Light)]
+fn stopping_distance(light: &Light) -> Result<u32, String> {
+    match light {
+        Light::Red => Ok(0),
+        Light::Amber => Err("amber has no rule yet".to_owned()),
+        Light::Green => Ok(100),
+    }
+}

@@ -22,7 +22,7 @@ fn list_terse_prints_only_name_test_lines() -> Result<(), String> {
     let listed = run(demo, &["--list", "--format", "terse"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let names = names(&listed.stdout);
-    assert_eq!(names.len(), 16, "{}", listed.stdout);
+    assert_eq!(names.len(), 17, "{}", listed.stdout);
     assert!(
         names.iter().all(|name| name.starts_with("demo::")),
         "{names:?}"
@@ -81,7 +81,7 @@ fn exact_and_skip_select_by_name() -> Result<(), String> {
         ["demo::passes"]
     );
     let suite = filtered.events().remove(0);
-    assert_eq!(suite["filtered_out"], 15, "{suite}");
+    assert_eq!(suite["filtered_out"], 16, "{suite}");
     Ok(())
 }
 
@@ -179,8 +179,13 @@ fn each_failure_is_reported_alone_and_the_rest_go_on() -> Result<(), String> {
         finished["demo::client_from_config"]["message"],
         "client_from_config() returned Err: \"DATABASE_URL is not set\""
     );
+    // #[enum_complete] handlers: each variant's Err is named.
+    assert_eq!(
+        finished["demo::stopping_distance"]["message"],
+        "stopping_distance failed for 1 of 3 variants of Light:\n  Amber: returned Err(\"amber has no rule yet\")"
+    );
     let suite = all.events().pop().unwrap_or_default();
-    assert_eq!(suite["failed"], 7, "{suite}");
+    assert_eq!(suite["failed"], 8, "{suite}");
     assert_eq!(suite["ignored"], 3, "{suite}");
     Ok(())
 }
@@ -316,7 +321,7 @@ fn pretty_output_ends_with_a_table_per_category() -> Result<(), String> {
     assert_eq!(&cells[..4], ["smoke", "2", "1", "3"], "{table}");
     assert!(
         stdout.contains(
-            "test result: FAILED. 2 passed; 1 failed; 3 ignored; 0 measured; 10 filtered out"
+            "test result: FAILED. 2 passed; 1 failed; 3 ignored; 0 measured; 11 filtered out"
         ),
         "{stdout}"
     );
