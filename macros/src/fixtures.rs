@@ -58,6 +58,17 @@ impl Fixtures {
         quote! { #(#args),* }
     }
 
+    /// `function(args)`, awaited when the function is async.
+    pub fn call(&self, signature: &Signature) -> TokenStream {
+        let ident = &signature.ident;
+        let args = self.args();
+        if signature.asyncness.is_some() {
+            quote!(#ident(#args).await)
+        } else {
+            quote!(#ident(#args))
+        }
+    }
+
     /// A const expression of the infrastructure the fixtures need.
     pub fn needs(&self) -> TokenStream {
         let types = &self.types;

@@ -9,7 +9,6 @@ mod fixtures;
 mod options;
 mod persists;
 mod register;
-mod similar;
 mod symbol;
 mod test_attr;
 mod wired;

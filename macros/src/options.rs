@@ -15,8 +15,8 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
-use crate::similar::did_you_mean;
 use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
+use groundtruth_runtime::similar::did_you_mean;
 
 /// One argument of an attribute.
 pub enum Arg {
@@ -54,6 +54,14 @@ impl Parse for Arg {
         }
         Ok(Arg::Path(path))
     }
+}
+
+/// `detector.operations_service`: a path of names as written.
+pub fn dotted(path: &[Ident]) -> String {
+    path.iter()
+        .map(|segment| segment.unraw().to_string())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Parses an attribute's arguments.

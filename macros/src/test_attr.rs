@@ -60,12 +60,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     let ident = &function.sig.ident;
     let setup = fixtures.setup();
-    let args = fixtures.args();
-    let call = if function.sig.asyncness.is_some() {
-        quote!(#ident(#args).await)
-    } else {
-        quote!(#ident(#args))
-    };
+    let call = fixtures.call(&function.sig);
     let category = options
         .category
         .clone()

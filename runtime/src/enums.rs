@@ -14,6 +14,7 @@ use sqlx::{AssertSqlSafe, Connection};
 use crate::db::Db;
 use crate::runner::panic::CatchPanic;
 use crate::runner::{Failure, TestResult};
+use crate::similar::did_you_mean;
 
 /// An enum declared with `#[enum_complete]`: its name and one value per
 /// variant. Generated; do not implement by hand.
@@ -314,10 +315,7 @@ pub fn check_files(
                 if labels.iter().any(|label| label == value) {
                     continue;
                 }
-                let near = labels
-                    .iter()
-                    .min_by_key(|label| edit_distance(label, value))
-                    .filter(|label| edit_distance(label, value) <= label.len() / 3 + 1)
+                let near = did_you_mean(value, labels.iter().map(String::as_str))
                     .map(|label| format!("; did you mean \"{label}\"?"))
                     .unwrap_or_default();
                 problems.push(format!(
@@ -432,21 +430,6 @@ fn matches_name(pattern: &[u8], name: &[u8]) -> bool {
         (Some((p, rest)), Some((n, name_rest))) if p == n => matches_name(rest, name_rest),
         _ => false,
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            current[j + 1] = (previous[j] + usize::from(ca != *cb))
-                .min(previous[j + 1] + 1)
-                .min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Runtime of groundtruth: the registry that generated tests submit to, the
 //! harness CLI, the runner, fixtures and reports.
 //!
-//! Without the `harness` feature this crate is only [`category`] and
-//! [`duration`], with no dependencies: what the macros check at compile time.
+//! Without the `harness` feature this crate is only [`category`],
+//! [`duration`] and [`similar`], with no dependencies: what the macros check at compile time.
 
 pub mod category;
 pub mod duration;
+pub mod similar;
 
 #[cfg(feature = "harness")]
 pub mod cli;

@@ -234,19 +234,7 @@ fn url_source_creates_and_drops_only_its_own_databases() {
 #[groundtruth::test(category = "e2e", timeout = "10m")]
 fn a_killed_run_leaves_nothing_the_next_run_does_not_remove() {
     let demo = demo_db();
-    let mut child = Command::new(demo)
-        .args(["--exact", "demo_db::waits_forever", "--nocapture"])
-        .env("GROUNDTRUTH_POSTGRES", "local")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the demo harness starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
-    let line = std::io::BufRead::lines(&mut stdout)
-        .map_while(Result::ok)
-        .find(|line| line.starts_with("holding "))
-        .expect("the test says which database it holds");
-    assert!(line.starts_with("holding gt_"), "{line}");
+    let mut child = holding_a_database(demo);
     let harness = child.id();
     let servers_before = postgres_children_of(harness);
     assert_eq!(servers_before.len(), 1, "one postmaster for the run");
@@ -314,6 +302,25 @@ fn docker_source_runs_the_persistence_suite_and_removes_its_container() {
         "",
         "a container was left behind"
     );
+}
+
+/// The demo harness on a local cluster, running a test that holds its
+/// database until the process is stopped; returns once it holds it.
+fn holding_a_database(demo: &Path) -> std::process::Child {
+    let mut child = Command::new(demo)
+        .args(["--exact", "demo_db::waits_forever", "--nocapture"])
+        .env("GROUNDTRUTH_POSTGRES", "local")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo harness starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let line = std::io::BufRead::lines(&mut stdout)
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("holding "))
+        .expect("the test says which database it holds");
+    assert!(line.starts_with("holding gt_"), "{line}");
+    child
 }
 
 /// Cluster directories a run with this pid made, in any user's runtime root.
@@ -470,18 +477,7 @@ fn keep_leaves_the_failed_tests_database_reachable() {
 #[groundtruth::test(category = "e2e", timeout = "10m")]
 fn ctrl_c_tears_the_run_down() {
     let demo = demo_db();
-    let mut child = Command::new(demo)
-        .args(["--exact", "demo_db::waits_forever", "--nocapture"])
-        .env("GROUNDTRUTH_POSTGRES", "local")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the demo harness starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
-    std::io::BufRead::lines(&mut stdout)
-        .map_while(Result::ok)
-        .find(|line| line.starts_with("holding "))
-        .expect("the test holds its database");
+    let mut child = holding_a_database(demo);
     let harness = child.id();
     let servers = postgres_children_of(harness);
     assert_eq!(servers.len(), 1);

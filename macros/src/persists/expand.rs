@@ -37,12 +37,7 @@ pub fn test(
         }
     });
     let setup = fixtures.setup();
-    let args = fixtures.args();
-    let call = if function.sig.asyncness.is_some() {
-        quote!(#ident(#args).await)
-    } else {
-        quote!(#ident(#args))
-    };
+    let call = fixtures.call(&function.sig);
     let body = quote! {
         let __groundtruth_db = __groundtruth_ctx.fixture::<::groundtruth::__private::Db>().await?;
         #setup

@@ -10,9 +10,9 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr};
 
 use super::migrations::{self, Schema};
 use crate::ctxt::Ctxt;
-use crate::options::{Arg, TestOptions, parse_args, string_literal, unknown_option};
-use crate::similar::did_you_mean;
+use crate::options::{Arg, TestOptions, dotted, parse_args, string_literal, unknown_option};
 use crate::symbol::{IGNORE, MIGRATIONS, ROWS, TIMEOUT, WHERE};
+use groundtruth_runtime::similar::did_you_mean;
 
 const OPTIONS: &[&str] = &[TIMEOUT, IGNORE, MIGRATIONS];
 const TABLE_OPTIONS: &[&str] = &[ROWS, WHERE];
@@ -26,11 +26,7 @@ pub struct Table {
 
 impl Table {
     pub fn name(&self) -> String {
-        self.path
-            .iter()
-            .map(|segment| segment.unraw().to_string())
-            .collect::<Vec<_>>()
-            .join(".")
+        dotted(&self.path)
     }
 
     fn tokens(&self) -> TokenStream {

@@ -85,12 +85,7 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
     let service = &factory.service;
     let type_name = type_name(service);
     let setup = factory.fixtures.setup();
-    let args = factory.fixtures.args();
-    let call = if function.sig.asyncness.is_some() {
-        quote!(#ident(#args).await)
-    } else {
-        quote!(#ident(#args))
-    };
+    let call = factory.fixtures.call(&function.sig);
     let unwrap_result = factory.returns_result.then(|| {
         quote! {
             let __groundtruth_output = ::groundtruth::__private::factory_ok(#display, __groundtruth_output)?;

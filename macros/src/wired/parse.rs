@@ -5,7 +5,7 @@ use syn::Ident;
 use syn::ext::IdentExt;
 
 use crate::ctxt::Ctxt;
-use crate::options::{Arg, TestOptions, parse_args, unknown_option};
+use crate::options::{Arg, TestOptions, dotted, parse_args, unknown_option};
 use crate::symbol::{IGNORE, TIMEOUT};
 
 /// Options `#[wired]` takes besides field names.
@@ -19,11 +19,7 @@ pub struct FieldPath {
 impl FieldPath {
     /// `detector.operations_service`.
     pub fn dotted(&self) -> String {
-        self.segments
-            .iter()
-            .map(|segment| segment.unraw().to_string())
-            .collect::<Vec<_>>()
-            .join(".")
+        dotted(&self.segments)
     }
 }
 
