@@ -19,6 +19,14 @@ from --format json vs one `CREATE DATABASE ... TEMPLATE` in psql), and cold
 start to the first persistence test with groundtruth's own local cluster
 (empty cache, then warm) and, if the image is here, with Docker.
 
+Each database per test costs file creations and deletions (~460 files for
+this schema's clone, ~300 for an empty database). On ext4, the inode allocator skips inodes deleted in the last
+30 s (recently_deleted() in fs/ext4/ialloc.c, dirty_expire_centisecs), and
+that scan is kernel CPU that grows with the churn: a suite run right after
+another pays for the previous run's deletions. So each timed suite run
+follows --pause seconds of rest; --data-parent /dev/shm puts the bench
+cluster on tmpfs, which has no such cost.
+
 The machine may be shared: each timed run waits for idle CPUs, and a run
 during which other processes used more than 0.2 of a core is discarded and
 run again (kernel threads and the bench cluster's own processes count as
@@ -28,7 +36,7 @@ Exits non-zero if any run fails or a test fails; after printing the table,
 also if a run left a database, a server process or a container behind.
 
 Usage: python3 bench/persistence.py [--tests 200] [--runs 0 (auto, >= 3)]
-                                    [--test-threads 2]
+           [--test-threads 2] [--data-parent /tmp] [--pause 35]
 """
 
 import argparse
@@ -820,6 +828,16 @@ def docker_leftovers(harness_pid: int) -> None:
         subprocess.run(["docker", "rm", "-f", *out], stdout=subprocess.DEVNULL)
 
 
+def filesystem(path: Path) -> str:
+    """`ext4 (rw,relatime,discard,...)` of the mount holding `path`."""
+    best = ("", "?", "")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, kind, options = line.split()[:4]
+        if str(path).startswith(mount.rstrip("/") + "/") and len(mount) >= len(best[0]):
+            best = (mount, kind, options)
+    return f"{best[1]} on {best[0]} ({best[2]})"
+
+
 def as_postgres(cmd: list) -> list:
     return ["runuser", "-u", PG_USER, "--"] + cmd
 
@@ -827,8 +845,8 @@ def as_postgres(cmd: list) -> list:
 class Cluster:
     """One throwaway local PostgreSQL 15 cluster, unix socket only."""
 
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="gt-bench-pg-"))
+    def __init__(self, parent: str) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="gt-bench-pg-", dir=parent))
         self.data = self.root / "data"
         self.sock = self.root / "sock"
         self.sock.mkdir()
@@ -918,6 +936,10 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--runs", type=int, default=0, help="runs per suite (0: auto, at least 3)")
     parser.add_argument("--test-threads", type=int, default=2)
+    parser.add_argument("--data-parent", default=tempfile.gettempdir(),
+                        help="where the bench cluster's data directory goes (e.g. /dev/shm for tmpfs)")
+    parser.add_argument("--pause", type=float, default=35,
+                        help="seconds of rest before each timed suite run (see the docstring)")
     args = parser.parse_args()
     n, threads = args.tests, str(args.test_threads)
     command = " ".join(["python3", "bench/persistence.py"] + sys.argv[1:])
@@ -945,7 +967,8 @@ def main() -> None:
     gt_exe, sq_exe = build(gt), build(sq)
 
     figures = {}
-    cluster = Cluster()
+    cluster = Cluster(args.data_parent)
+    figures["filesystem"] = filesystem(cluster.root)
     try:
         log(f"starting a local cluster in {cluster.root}...")
         cluster.start()
@@ -960,7 +983,12 @@ def main() -> None:
                 LEAKS.append(f"{who} run (pid {pid}) left databases {left} on the server of "
                              "GROUNDTRUTH_DATABASE_URL/DATABASE_URL")
 
+        def rest() -> None:
+            if args.pause:
+                time.sleep(args.pause)
+
         def run_gt() -> Run:
+            rest()
             before = cluster.databases()
             run = timed(gt_cmd, gt_env, "groundtruth", roots=(cluster.pid,))
             run.durations = gt_durations(run.result, n)
@@ -969,6 +997,7 @@ def main() -> None:
             return run
 
         def run_sq() -> Run:
+            rest()
             before = cluster.databases()
             run = timed(sq_cmd, sq_env, "sqlx::test", roots=(cluster.pid,))
             check_libtest(run.result, n)
@@ -997,6 +1026,7 @@ def main() -> None:
         )
 
         log("timing CREATE DATABASE ... TEMPLATE and the migrations with psql...")
+        rest()
         before = cluster.databases()
         figures["clone"] = clone_timings(cluster, migrations, reps=7)
         if cluster.databases() - before:
@@ -1053,6 +1083,7 @@ def main() -> None:
     else:
         figures["docker_skipped"] = inspect.stderr.strip() or f"exit {inspect.returncode}"
 
+    figures["pause"] = args.pause
     report(figures, n, threads, command)
     if LEAKS:
         sys.exit("persistence.py: FAILED, runs left things behind (a groundtruth bug?):\n  "
@@ -1105,8 +1136,10 @@ def report(f: dict, n: int, threads: str, command: str) -> None:
 
     print(f"\npersistence tests: groundtruth #[persists] vs #[sqlx::test(migrations)], {n} tests, "
           f"{len(MIGRATIONS)} migrations, --test-threads {threads}")
-    print(f"suites: median of {f['runs']} runs each, alternating, after one warm-up run each, "
+    rest = f"{f['pause']:.0f} s of rest before each" if f["pause"] else "no rest between runs"
+    print(f"suites: median of {f['runs']} runs each, alternating, after one warm-up run each, {rest}, "
           "against one local PostgreSQL (fsync=off, unix socket)")
+    print(f"bench cluster's data directory on {f['filesystem']}")
     print(f"{'measure':<46} {'groundtruth':>16} {'sqlx::test':>12} {'sqlx/gt':>8}")
     for label, gt, other, ratio in rows:
         print(f"{label:<46} {gt:>16} {other:>12} {ratio:>8}")

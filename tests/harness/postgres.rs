@@ -326,7 +326,8 @@ fn holding_a_database(demo: &Path) -> std::process::Child {
 /// Cluster directories a run with this pid made, in any user's runtime root.
 fn cluster_dirs_of(harness: u32) -> usize {
     let prefix = format!("cluster-{harness}-");
-    let Ok(roots) = std::fs::read_dir(std::env::temp_dir()) else {
+    let base = groundtruth_runtime::infra::postgres::local::runtime_base();
+    let Ok(roots) = std::fs::read_dir(base) else {
         return 0;
     };
     roots

@@ -26,6 +26,10 @@ pub const PREFIX: &str = "gt_";
 /// How many databases are cloned ahead of the tests that will take them.
 const PREFETCH: usize = 4;
 
+/// How many clones are made at once: one at a time serializes a parallel
+/// run on `CREATE DATABASE` (measured: bench/persistence.py).
+const CLONING_AT_ONCE: usize = 2;
+
 /// The run's databases on one server.
 pub struct Databases {
     server: PgConnectOptions,
@@ -37,7 +41,7 @@ pub struct Databases {
     /// Holds the run's advisory lock until the run ends.
     lock: Mutex<Option<PgConnection>>,
     ready: Mutex<mpsc::Receiver<Result<String, InfraError>>>,
-    prefetch: tokio::task::JoinHandle<()>,
+    cloners: Mutex<JoinSet<()>>,
     drops: Mutex<JoinSet<()>>,
     pub migrations: usize,
 }
@@ -100,12 +104,17 @@ impl Databases {
         };
 
         let (sender, receiver) = mpsc::channel(PREFETCH);
-        let prefetch = tokio::spawn(clone_ahead(
-            admin.clone(),
-            run.clone(),
-            template.clone(),
-            sender,
-        ));
+        let next = Arc::new(AtomicU64::new(0));
+        let mut cloners = JoinSet::new();
+        for _ in 0..CLONING_AT_ONCE {
+            cloners.spawn(clone_ahead(
+                admin.clone(),
+                run.clone(),
+                template.clone(),
+                Arc::clone(&next),
+                sender.clone(),
+            ));
+        }
         Ok(Self {
             server,
             url_pattern,
@@ -114,7 +123,7 @@ impl Databases {
             admin,
             lock: Mutex::new(Some(lock)),
             ready: Mutex::new(receiver),
-            prefetch,
+            cloners: Mutex::new(cloners),
             drops: Mutex::new(JoinSet::new()),
             migrations,
         })
@@ -150,7 +159,12 @@ impl Databases {
     /// Stops cloning, waits for pending drops, then drops every database of
     /// the run, except with `keep`, which keeps `kept` (failed tests').
     pub async fn shutdown(&self, keep: &[String]) {
-        self.prefetch.abort();
+        // Closing the channel stops the cloners at their next clone; waiting
+        // for them (not aborting) lets a CREATE already sent finish first, so
+        // the listing below sees its database and drops it.
+        self.ready.lock().await.close();
+        let mut cloners = std::mem::take(&mut *self.cloners.lock().await);
+        while cloners.join_next().await.is_some() {}
         let mut drops = std::mem::take(&mut *self.drops.lock().await);
         while drops.join_next().await.is_some() {}
         let pattern = format!("{}\\_%", self.run);
@@ -184,15 +198,15 @@ impl Databases {
     }
 }
 
-/// Keeps up to `PREFETCH` clones ready; the bounded channel is the
-/// back-pressure.
+/// Keeps up to `PREFETCH` clones ready (with its siblings); the bounded
+/// channel is the back-pressure, and its closing the signal to stop.
 async fn clone_ahead(
     admin: PgPool,
     run: String,
     template: String,
+    next: Arc<AtomicU64>,
     ready: mpsc::Sender<Result<String, InfraError>>,
 ) {
-    let next = Arc::new(AtomicU64::new(0));
     loop {
         let Ok(permit) = ready.reserve().await else {
             return;
