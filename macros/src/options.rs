@@ -64,8 +64,17 @@ pub fn dotted(path: &[Ident]) -> String {
         .join(".")
 }
 
+/// Parses an attribute's arguments; a syntax error is recorded and leaves
+/// no arguments, so the attribute's other checks still run.
+pub fn parse_args_or_record(cx: &Ctxt, args: TokenStream) -> Vec<Arg> {
+    parse_args(args).unwrap_or_else(|error| {
+        cx.syn_error(error);
+        Vec::new()
+    })
+}
+
 /// Parses an attribute's arguments.
-pub fn parse_args(args: TokenStream) -> syn::Result<Vec<Arg>> {
+fn parse_args(args: TokenStream) -> syn::Result<Vec<Arg>> {
     let parsed = Punctuated::<Arg, Token![,]>::parse_terminated.parse2(args)?;
     Ok(parsed.into_iter().collect())
 }

@@ -7,7 +7,7 @@ use syn::{Attribute, GenericParam, ItemFn, Meta};
 
 use crate::ctxt::{Ctxt, item_with_errors};
 use crate::fixtures::Fixtures;
-use crate::options::{Arg, TestOptions, parse_args, unknown_option};
+use crate::options::{Arg, TestOptions, parse_args_or_record, unknown_option};
 use crate::register::Registration;
 use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
 
@@ -19,24 +19,19 @@ const DEFAULT_CATEGORY: &str = "integration";
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let mut options = TestOptions::default();
-    match parse_args(args) {
-        Ok(args) => {
-            for arg in args {
-                match arg {
-                    Arg::Value { key, value } => options.take(&cx, &key, &value, OPTIONS),
-                    Arg::Path(path) if path.len() == 1 && path[0] == IGNORE => {
-                        options.take_ignore_flag(&cx, &path[0]);
-                    }
-                    Arg::Path(path) => {
-                        cx.error_spanned_by(&path[0], unknown_option(&path[0].to_string(), OPTIONS))
-                    }
-                    Arg::List { name, .. } => {
-                        cx.error_spanned_by(&name[0], unknown_option(&name[0].to_string(), OPTIONS))
-                    }
-                }
+    for arg in parse_args_or_record(&cx, args) {
+        match arg {
+            Arg::Value { key, value } => options.take(&cx, &key, &value, OPTIONS),
+            Arg::Path(path) if path.len() == 1 && path[0] == IGNORE => {
+                options.take_ignore_flag(&cx, &path[0]);
+            }
+            Arg::Path(path) => {
+                cx.error_spanned_by(&path[0], unknown_option(&path[0].to_string(), OPTIONS))
+            }
+            Arg::List { name, .. } => {
+                cx.error_spanned_by(&name[0], unknown_option(&name[0].to_string(), OPTIONS))
             }
         }
-        Err(error) => cx.syn_error(error),
     }
     let mut function = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(function) => function,

@@ -8,7 +8,7 @@ use syn::ext::IdentExt;
 use syn::{Attribute, Expr, Fields, ItemEnum, LitStr, Meta};
 
 use crate::ctxt::Ctxt;
-use crate::options::{Arg, TestOptions, parse_args, string_literal, unknown_option};
+use crate::options::{Arg, TestOptions, parse_args_or_record, string_literal, unknown_option};
 use crate::register::Registration;
 use crate::symbol::{
     ENUM_COMPLETE, IGNORE, PG_TYPE, SAMPLE, SCAN, SCAN_KEY, SERDE, STRINGS, TIMEOUT,
@@ -28,13 +28,7 @@ struct Checks {
 
 fn parse(cx: &Ctxt, args: TokenStream) -> Checks {
     let mut checks = Checks::default();
-    let args = match parse_args(args) {
-        Ok(args) => args,
-        Err(error) => {
-            cx.syn_error(error);
-            return checks;
-        }
-    };
+    let args = parse_args_or_record(cx, args);
     for arg in args {
         match arg {
             Arg::Path(path) if path.len() == 1 && (path[0] == SERDE || path[0] == STRINGS) => {
@@ -133,22 +127,16 @@ fn take_sample(cx: &Ctxt, attrs: &mut Vec<Attribute>) -> Option<Expr> {
             );
             continue;
         };
-        match parse_args(list.tokens.clone()) {
-            Ok(args) => {
-                for arg in args {
-                    match arg {
-                        Arg::Value { key, value } if key == SAMPLE => sample = Some(value),
-                        Arg::Value { key, .. } => {
-                            cx.error_spanned_by(&key, unknown_option(&key.to_string(), &[SAMPLE]))
-                        }
-                        Arg::Path(path) | Arg::List { name: path, .. } => cx.error_spanned_by(
-                            &path[0],
-                            unknown_option(&path[0].to_string(), &[SAMPLE]),
-                        ),
-                    }
+        for arg in parse_args_or_record(cx, list.tokens.clone()) {
+            match arg {
+                Arg::Value { key, value } if key == SAMPLE => sample = Some(value),
+                Arg::Value { key, .. } => {
+                    cx.error_spanned_by(&key, unknown_option(&key.to_string(), &[SAMPLE]))
+                }
+                Arg::Path(path) | Arg::List { name: path, .. } => {
+                    cx.error_spanned_by(&path[0], unknown_option(&path[0].to_string(), &[SAMPLE]))
                 }
             }
-            Err(error) => cx.syn_error(error),
         }
     }
     *attrs = kept;

@@ -10,7 +10,9 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr};
 
 use super::migrations::{self, Schema};
 use crate::ctxt::Ctxt;
-use crate::options::{Arg, TestOptions, dotted, parse_args, string_literal, unknown_option};
+use crate::options::{
+    Arg, TestOptions, dotted, parse_args_or_record, string_literal, unknown_option,
+};
 use crate::symbol::{IGNORE, MIGRATIONS, ROWS, TIMEOUT, WHERE};
 use groundtruth_runtime::similar::did_you_mean;
 
@@ -49,13 +51,7 @@ impl PersistsAttr {
             span: Some(args.clone()),
             ..PersistsAttr::default()
         };
-        let args = match parse_args(args) {
-            Ok(args) => args,
-            Err(error) => {
-                cx.syn_error(error);
-                return attr;
-            }
-        };
+        let args = parse_args_or_record(cx, args);
         for arg in args {
             match arg {
                 Arg::Path(path) => attr.add_table(cx, path, Vec::new()),

@@ -5,7 +5,7 @@ use syn::Ident;
 use syn::ext::IdentExt;
 
 use crate::ctxt::Ctxt;
-use crate::options::{Arg, TestOptions, dotted, parse_args, unknown_option};
+use crate::options::{Arg, TestOptions, dotted, parse_args_or_record, unknown_option};
 use crate::symbol::{IGNORE, TIMEOUT};
 
 /// Options `#[wired]` takes besides field names.
@@ -33,13 +33,7 @@ pub struct WiredAttr {
 impl WiredAttr {
     pub fn parse(cx: &Ctxt, args: TokenStream) -> Self {
         let mut attr = WiredAttr::default();
-        let args = match parse_args(args) {
-            Ok(args) => args,
-            Err(error) => {
-                cx.syn_error(error);
-                return attr;
-            }
-        };
+        let args = parse_args_or_record(cx, args);
         for arg in args {
             match arg {
                 Arg::Path(segments) => {
