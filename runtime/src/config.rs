@@ -22,6 +22,7 @@ pub struct Config {
     pub(crate) manifest_dir: Option<PathBuf>,
     pub(crate) migrations: Migrations,
     pub(crate) image: (String, String),
+    pub(crate) reuse_databases: bool,
 }
 
 /// Image used when Docker provides PostgreSQL and nothing else is configured.
@@ -33,6 +34,7 @@ impl Default for Config {
             manifest_dir: None,
             migrations: Migrations::Default,
             image: (DEFAULT_IMAGE.0.to_owned(), DEFAULT_IMAGE.1.to_owned()),
+            reuse_databases: true,
         }
     }
 }
@@ -72,6 +74,23 @@ impl Config {
     pub fn postgres_image(mut self, name: &str, tag: &str) -> Self {
         self.image = (name.to_owned(), tag.to_owned());
         self
+    }
+
+    /// Whether a test's database is reused by a later test after a verified
+    /// reset (the default), or dropped and replaced by a fresh clone of the
+    /// template. `GROUNDTRUTH_DB_REUSE=0` (or `1`) overrides it.
+    pub fn reuse_databases(mut self, reuse: bool) -> Self {
+        self.reuse_databases = reuse;
+        self
+    }
+
+    /// Whether databases are reused, with the environment's override applied.
+    pub(crate) fn reuses_databases(&self) -> bool {
+        match std::env::var("GROUNDTRUTH_DB_REUSE").as_deref() {
+            Ok("0" | "false") => false,
+            Ok("1" | "true") => true,
+            _ => self.reuse_databases,
+        }
     }
 
     /// The folder of migrations to apply, if any, resolved against the crate.

@@ -498,3 +498,68 @@ fn ctrl_c_tears_the_run_down() {
         "the cluster directory outlived Ctrl-C"
     );
 }
+
+/// The harness of `tests/demo_reuse.rs`, built once per process.
+fn demo_reuse() -> &'static Path {
+    static DEMO_REUSE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DEMO_REUSE.get_or_init(|| {
+        build_test_binary(&["-p", "groundtruth", "--test", "demo_reuse"])
+            .expect("tests/demo_reuse.rs builds")
+    })
+}
+
+/// "postgres: 13 test database(s): 4 cloned, 9 reused ..." → (4, 9).
+fn clones_and_reuses(stderr: &str) -> (usize, usize) {
+    let line = stderr
+        .lines()
+        .find(|line| line.contains(" test database(s): "))
+        .unwrap_or_else(|| panic!("no line on the run's databases in: {stderr}"));
+    let number_before = |word: &str| -> usize {
+        let end = line.find(word).expect(word);
+        let start = line[..end - 1].rfind(' ').expect("a number") + 1;
+        line[start..end - 1].parse().expect("a number")
+    };
+    (number_before("cloned"), number_before("reused"))
+}
+
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn databases_are_reused_only_after_a_verified_reset() {
+    // One thread: each test's database is reset before the next test asks
+    // for one, so which databases are reused does not depend on timing.
+    let run = run_with_env(
+        demo_reuse(),
+        &["--test-threads", "1", "--format", "json"],
+        &[("GROUNDTRUTH_POSTGRES", "local")],
+    );
+    // Every test checked, on a fresh connection, that it started from the
+    // template's state, reused database or not.
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.finished().len(), 13);
+    let (cloned, reused) = clones_and_reuses(&run.stderr);
+    // The first test's database is a clone, and so is the one after each of
+    // the three tests whose database cannot be reset.
+    assert_eq!((cloned, reused), (4, 9), "{}", run.stderr);
+    for refusal in [
+        "3 dropped instead of reused",
+        "the test changed the schema (1)",
+        "the test changed or deleted rows the migrations left in public.currencies (1)",
+        "1 session(s) or prepared transaction(s) of the test are still open (1)",
+    ] {
+        assert!(run.stderr.contains(refusal), "{refusal}: {}", run.stderr);
+    }
+
+    let cloning = run_with_env(
+        demo_reuse(),
+        &["--test-threads", "1", "--format", "json"],
+        &[
+            ("GROUNDTRUTH_POSTGRES", "local"),
+            ("GROUNDTRUTH_DB_REUSE", "0"),
+        ],
+    );
+    assert_eq!(cloning.code, 0, "{}\n{}", cloning.stdout, cloning.stderr);
+    assert!(
+        !cloning.stderr.contains("reused"),
+        "GROUNDTRUTH_DB_REUSE=0 still reused: {}",
+        cloning.stderr
+    );
+}

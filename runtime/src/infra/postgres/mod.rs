@@ -10,6 +10,7 @@
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod local;
+mod reset;
 pub mod template;
 pub mod url;
 

@@ -1,5 +1,7 @@
 //! A template database migrated once per run, and a database per test
-//! cloned from it, prepared ahead of demand in the background.
+//! cloned from it, prepared ahead of demand in the background. A database
+//! a test has finished with is reset and verified (see `reset.rs`) and
+//! handed to a later test; one that cannot be is dropped.
 //!
 //! Every database the run creates is named `gt_<run id>_...`, and the run
 //! holds an advisory lock on its id for its whole life. A later run that
@@ -7,16 +9,18 @@
 //! their run is dead (killed with `kill -9`) and drops them; databases of
 //! other runs alive, of other users, or without the prefix are never touched.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinSet;
 
+use super::reset::{Baseline, Unusable};
 use crate::config::{Config, Migrations};
 use crate::infra::InfraError;
 
@@ -44,6 +48,25 @@ pub struct Databases {
     cloners: Mutex<JoinSet<()>>,
     drops: Mutex<JoinSet<()>>,
     pub migrations: usize,
+    /// The template's state, when databases are reused.
+    baseline: Option<Arc<Baseline>>,
+    /// Reset and verified databases, each with the session that reset it.
+    reusable: Arc<std::sync::Mutex<Vec<(String, PgConnection)>>>,
+    /// The reset sessions of databases lent to tests, by database.
+    resetters: Arc<std::sync::Mutex<HashMap<String, PgConnection>>>,
+    /// Resets under way, and a signal each time one ends.
+    resetting: Arc<AtomicUsize>,
+    reset_done: Arc<Notify>,
+    counts: Arc<Counts>,
+}
+
+/// What happened to the run's databases, said once at the end.
+#[derive(Debug, Default)]
+struct Counts {
+    cloned: AtomicUsize,
+    reused: AtomicUsize,
+    /// Why databases were dropped instead of reused, and how often.
+    refusals: std::sync::Mutex<Vec<(String, usize)>>,
 }
 
 impl std::fmt::Debug for Databases {
@@ -103,6 +126,20 @@ impl Databases {
             }
         };
 
+        let baseline = if config.reuses_databases() {
+            match capture(&server.clone().database(&template)).await {
+                Ok(baseline) => Some(Arc::new(baseline)),
+                Err(error) => {
+                    eprintln!(
+                        "postgres: databases will not be reused (the template's state could not be read: {error})"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
         let (sender, receiver) = mpsc::channel(PREFETCH);
         let next = Arc::new(AtomicU64::new(0));
         let mut cloners = JoinSet::new();
@@ -126,13 +163,50 @@ impl Databases {
             cloners: Mutex::new(cloners),
             drops: Mutex::new(JoinSet::new()),
             migrations,
+            baseline,
+            reusable: Arc::default(),
+            resetters: Arc::default(),
+            resetting: Arc::default(),
+            reset_done: Arc::default(),
+            counts: Arc::default(),
         })
     }
 
-    /// A fresh database for one test, usually already cloned.
+    /// A database in the template's state for one test: one a previous test
+    /// used, reset and verified, or else a clone, usually made ahead. While
+    /// a reset is under way it waits for it (a few milliseconds) rather than
+    /// take a clone, which the cloners would then replace at the cost of a
+    /// `CREATE DATABASE`.
     pub async fn checkout(&self) -> Result<TestDatabase, InfraError> {
-        let next = self.ready.lock().await.recv().await;
-        let name = next.unwrap_or_else(|| Err(InfraError::new("the run is shutting down")))?;
+        let reused = loop {
+            let done = self.reset_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if let Some(reused) = self.reusable.lock().expect("poisoned").pop() {
+                break Some(reused);
+            }
+            if self.resetting.load(Ordering::Acquire) == 0 {
+                break None;
+            }
+            done.await;
+        };
+        let name = match reused {
+            Some((name, resetter)) => {
+                self.counts.reused.fetch_add(1, Ordering::Relaxed);
+                self.resetters
+                    .lock()
+                    .expect("poisoned")
+                    .insert(name.clone(), resetter);
+                name
+            }
+            None => {
+                let next = self.ready.lock().await.recv().await;
+                let name =
+                    next.unwrap_or_else(|| Err(InfraError::new("the run is shutting down")))?;
+                self.counts.cloned.fetch_add(1, Ordering::Relaxed);
+                name
+            }
+        };
         Ok(TestDatabase {
             options: self.server.clone().database(&name),
             url: self.url_pattern.replace("{database}", &name),
@@ -140,11 +214,48 @@ impl Databases {
         })
     }
 
-    /// Drops a test's database in the background. Close its pools first:
-    /// dropping a database with open connections is many times slower.
+    /// Takes a test's database back, in the background: resets and
+    /// verifies it for a later test, or drops it when it cannot be reused.
+    /// Close its pools first: the reset waits for the test's sessions to
+    /// end, and dropping a database with open connections is many times
+    /// slower.
     pub async fn release(&self, database: TestDatabase) {
         let admin = self.admin.clone();
+        let baseline = self.baseline.clone();
+        let resetter = self
+            .resetters
+            .lock()
+            .expect("poisoned")
+            .remove(&database.name);
+        let reusable = Arc::clone(&self.reusable);
+        let counts = Arc::clone(&self.counts);
+        let resetting = Arc::clone(&self.resetting);
+        let reset_done = Arc::clone(&self.reset_done);
+        if baseline.is_some() {
+            resetting.fetch_add(1, Ordering::AcqRel);
+        }
         self.drops.lock().await.spawn(async move {
+            if let Some(baseline) = baseline {
+                let result = reset(&baseline, &database, resetter).await;
+                let reused = match result {
+                    Ok(resetter) => {
+                        reusable
+                            .lock()
+                            .expect("poisoned")
+                            .push((database.name.clone(), resetter));
+                        true
+                    }
+                    Err(unusable) => {
+                        counts.refuse(unusable);
+                        false
+                    }
+                };
+                resetting.fetch_sub(1, Ordering::AcqRel);
+                reset_done.notify_waiters();
+                if reused {
+                    return;
+                }
+            }
             let _ = execute(
                 &admin,
                 &format!(
@@ -167,6 +278,20 @@ impl Databases {
         while cloners.join_next().await.is_some() {}
         let mut drops = std::mem::take(&mut *self.drops.lock().await);
         while drops.join_next().await.is_some() {}
+        self.report();
+        // Their sessions end first: a database with none drops many times faster.
+        let sessions: Vec<PgConnection> = {
+            let mut reusable = self.reusable.lock().expect("poisoned");
+            let mut resetters = self.resetters.lock().expect("poisoned");
+            reusable
+                .drain(..)
+                .map(|(_, session)| session)
+                .chain(resetters.drain().map(|(_, session)| session))
+                .collect()
+        };
+        for session in sessions {
+            let _ = session.close().await;
+        }
         let pattern = format!("{}\\_%", self.run);
         let names: Vec<String> =
             sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
@@ -192,9 +317,90 @@ impl Databases {
         self.admin.close().await;
     }
 
+    /// One line on how the run's databases were provided, when reused.
+    fn report(&self) {
+        if self.baseline.is_none() {
+            return;
+        }
+        let cloned = self.counts.cloned.load(Ordering::Relaxed);
+        let reused = self.counts.reused.load(Ordering::Relaxed);
+        if cloned + reused == 0 {
+            return;
+        }
+        eprintln!(
+            "postgres: {} test database(s): {cloned} cloned, {reused} reused after a verified reset{}",
+            cloned + reused,
+            self.counts.refusals()
+        );
+    }
+
     /// The template's name (for messages).
     pub fn template(&self) -> &str {
         &self.template
+    }
+}
+
+impl Counts {
+    fn refuse(&self, Unusable(why): Unusable) {
+        let mut refusals = self.refusals.lock().expect("poisoned");
+        match refusals.iter_mut().find(|(seen, _)| *seen == why) {
+            Some((_, count)) => *count += 1,
+            None => refusals.push((why, 1)),
+        }
+    }
+
+    /// "; 2 dropped instead of reused: the test changed the schema (1), ..."
+    fn refusals(&self) -> String {
+        /// Reasons named; the rest are counted.
+        const NAMED: usize = 4;
+        let refusals = self.refusals.lock().expect("poisoned");
+        let total: usize = refusals.iter().map(|(_, count)| count).sum();
+        if total == 0 {
+            return String::new();
+        }
+        let mut reasons: Vec<String> = refusals
+            .iter()
+            .take(NAMED)
+            .map(|(why, count)| format!("{why} ({count})"))
+            .collect();
+        if refusals.len() > NAMED {
+            reasons.push(format!("{} other reasons", refusals.len() - NAMED));
+        }
+        format!(
+            "; {total} dropped instead of reused: {}",
+            reasons.join(", ")
+        )
+    }
+}
+
+/// The template's state, read on a session of its own that is closed
+/// before cloning starts (a template with a session cannot be cloned).
+async fn capture(template: &PgConnectOptions) -> Result<Baseline, sqlx::Error> {
+    let mut connection = PgConnection::connect_with(template).await?;
+    let baseline = Baseline::capture(&mut connection).await;
+    let _ = connection.close().await;
+    baseline
+}
+
+/// Resets a test's database on the session kept for it (opened on its
+/// first reset) and returns the session for the next one.
+async fn reset(
+    baseline: &Baseline,
+    database: &TestDatabase,
+    resetter: Option<PgConnection>,
+) -> Result<PgConnection, Unusable> {
+    let mut resetter = match resetter {
+        Some(resetter) => resetter,
+        None => PgConnection::connect_with(&database.options)
+            .await
+            .map_err(|error| Unusable(format!("cannot connect to reset it: {error}")))?,
+    };
+    match baseline.reset(&mut resetter).await {
+        Ok(()) => Ok(resetter),
+        Err(unusable) => {
+            let _ = resetter.close().await;
+            Err(unusable)
+        }
     }
 }
 
