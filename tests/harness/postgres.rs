@@ -563,3 +563,132 @@ fn databases_are_reused_only_after_a_verified_reset() {
         cloning.stderr
     );
 }
+
+/// What is left in a runtime directory: cluster directories, published
+/// addresses and logs (the two empty lock files are meant to stay).
+fn shared_leftovers(base: &Path) -> Vec<String> {
+    let Ok(roots) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    roots
+        .filter_map(Result::ok)
+        .filter_map(|root| std::fs::read_dir(root.path()).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".clients") && !name.ends_with(".start"))
+        .collect()
+}
+
+/// Whether any process still runs with `text` in its command line.
+fn processes_mentioning(text: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
+        })
+        .collect()
+}
+
+/// Waits up to `limit` for the runtime directory to empty and its servers
+/// to exit; returns what is still there.
+fn wait_until_gone(base: &Path, limit: std::time::Duration) -> (Vec<String>, Vec<u32>) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = shared_leftovers(base);
+        let running = processes_mentioning(&base.to_string_lossy());
+        if (left.is_empty() && running.is_empty()) || std::time::Instant::now() > deadline {
+            return (left, running);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A runtime directory of the test's own, readable by the server's account.
+fn private_runtime_dir(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("gt-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a runtime dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// nextest's way: a process per test. The processes share one cluster and
+/// one migrated template, reuse each other's databases, and the cluster is
+/// gone after the run, also when a process was killed mid-test.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn processes_of_a_nextest_run_share_one_cluster_and_leave_nothing() {
+    let base = private_runtime_dir("shared");
+    let base_text = base.to_string_lossy().into_owned();
+    let env = [
+        ("GROUNDTRUTH_SHARED", "1"),
+        ("GROUNDTRUTH_RUNTIME_DIR", base_text.as_str()),
+        ("GROUNDTRUTH_SHARED_IDLE_MS", "500"),
+    ];
+    let mut keepers = Vec::new();
+    let mut migrated = 0;
+    for test in ["writes_1", "adds_a_currency", "writes_2", "writes_3"] {
+        let run = run_with_env(
+            demo_reuse(),
+            &["--exact", &format!("demo_reuse::{test}")],
+            &env,
+        );
+        assert_eq!(run.code, 0, "{test}: {}\n{}", run.stdout, run.stderr);
+        let line = run
+            .stderr
+            .lines()
+            .find(|line| line.starts_with("postgres: shared local cluster"))
+            .unwrap_or_else(|| panic!("{test} did not use the shared cluster: {}", run.stderr));
+        let keeper = line.split("kept by process ").nth(1);
+        keepers.push(
+            keeper
+                .and_then(|rest| rest.split(' ').next())
+                .map(str::to_owned),
+        );
+        migrated += run.stderr.matches("template database migrated").count();
+    }
+    keepers.dedup();
+    assert_eq!(
+        keepers.len(),
+        1,
+        "one keeper for every process: {keepers:?}"
+    );
+    assert_eq!(migrated, 1, "the template is migrated once per run");
+
+    let (left, running) = wait_until_gone(&base, std::time::Duration::from_secs(20));
+    assert!(left.is_empty(), "left after the run: {left:?}");
+    assert!(running.is_empty(), "still running: {running:?}");
+
+    // Interrupted: a process killed while it holds a database.
+    let mut holder = Command::new(demo_db())
+        .args(["--exact", "demo_db::waits_forever", "--nocapture"])
+        .envs(env)
+        .env_remove("NEXTEST")
+        .env_remove("NEXTEST_RUN_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo harness starts");
+    let mut stdout = std::io::BufReader::new(holder.stdout.take().expect("piped"));
+    let holding = std::io::BufRead::lines(&mut stdout)
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("holding "));
+    assert!(holding.is_some(), "the test never held its database");
+    assert!(
+        !shared_leftovers(&base).is_empty(),
+        "no cluster while a test runs"
+    );
+    holder.kill().expect("kill -9");
+    let _ = holder.wait();
+    let (left, running) = wait_until_gone(&base, std::time::Duration::from_secs(20));
+    assert!(left.is_empty(), "left after a killed run: {left:?}");
+    assert!(
+        running.is_empty(),
+        "still running after a killed run: {running:?}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

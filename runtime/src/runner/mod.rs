@@ -90,6 +90,8 @@ pub fn main() -> ! {
 
 /// [`main`] with a configuration (migrations, Docker image).
 pub fn main_with(config: Config) -> ! {
+    // Re-executed to keep a cluster shared by a nextest run's processes?
+    crate::infra::postgres::shared::keep_if_keeper();
     let code = run_cli(std::env::args().skip(1), config);
     // Exit rather than return: a test stuck in blocking code past its
     // timeout must not keep the process alive.

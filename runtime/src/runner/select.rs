@@ -102,7 +102,8 @@ pub fn in_shard(name: &str, shard: Shard) -> bool {
     stable_hash(name) % shard.count == shard.index - 1
 }
 
-fn stable_hash(name: &str) -> u64 {
+/// FNV-1a: the same on every machine and Rust version.
+pub(crate) fn stable_hash(name: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     name.bytes().fold(OFFSET, |hash, byte| {

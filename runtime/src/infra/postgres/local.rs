@@ -86,7 +86,7 @@ pub struct LocalCluster {
     pub binaries: Binaries,
 }
 
-const SUPERUSER: &str = "postgres";
+pub(super) const SUPERUSER: &str = "postgres";
 
 impl LocalCluster {
     /// Copies the pristine data directory (made once per version) and
@@ -196,6 +196,11 @@ impl LocalCluster {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// The directory of the server's unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
     /// Options to connect as the superuser to `database`.
     pub fn options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
@@ -261,7 +266,7 @@ impl Drop for LocalCluster {
 
 /// As root, the `postgres` account (PostgreSQL refuses root); otherwise the
 /// current user (`None`: no change).
-fn server_account() -> Result<Option<Account>, InfraError> {
+pub(super) fn server_account() -> Result<Option<Account>, InfraError> {
     if !process::is_root() {
         return Ok(None);
     }
@@ -274,7 +279,7 @@ fn server_account() -> Result<Option<Account>, InfraError> {
 
 /// `<base>/groundtruth-<uid>`: clusters of this user's runs, one
 /// subdirectory each, readable by the server's account.
-fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraError> {
+pub(super) fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraError> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let root = runtime_base().join(format!("groundtruth-{uid}"));

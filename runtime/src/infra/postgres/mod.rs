@@ -11,6 +11,7 @@
 pub mod docker;
 pub mod local;
 mod reset;
+pub mod shared;
 pub mod template;
 pub mod url;
 
@@ -21,6 +22,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::infra::InfraError;
+use shared::{SharedCluster, SharedDatabases};
 use template::{Databases, TestDatabase};
 
 /// Where the server came from.
@@ -55,6 +57,8 @@ enum Server {
         describe: String,
     },
     Local(local::LocalCluster),
+    /// A local cluster the processes of a nextest run share.
+    Shared(SharedCluster),
     #[cfg(feature = "docker")]
     Docker(Box<docker::DockerPostgres>),
 }
@@ -64,6 +68,7 @@ impl Server {
         match self {
             Server::Url { options, .. } => (**options).clone().database(database),
             Server::Local(cluster) => cluster.options(database),
+            Server::Shared(cluster) => cluster.options(database),
             #[cfg(feature = "docker")]
             Server::Docker(container) => container.options(database),
         }
@@ -82,6 +87,7 @@ impl Server {
         match self {
             Server::Url { url, .. } => url::with_database(url, "{database}"),
             Server::Local(cluster) => cluster.url_pattern(),
+            Server::Shared(cluster) => cluster.url_pattern(),
             #[cfg(feature = "docker")]
             Server::Docker(container) => container.url_pattern(),
         }
@@ -91,6 +97,7 @@ impl Server {
         match self {
             Server::Url { describe, .. } => describe.clone(),
             Server::Local(cluster) => cluster.describe(),
+            Server::Shared(cluster) => cluster.describe(),
             #[cfg(feature = "docker")]
             Server::Docker(container) => container.describe(),
         }
@@ -99,6 +106,15 @@ impl Server {
     async fn start(config: &Config) -> Result<Server, InfraError> {
         let forced = Source::forced()?;
         let url = url::from_env();
+        // The processes of a nextest run after the first find the shared
+        // cluster running, and need to look for nothing else.
+        if url.is_none()
+            && forced.is_none_or(|source| source == Source::Local)
+            && shared::requested()
+            && let Some(cluster) = tokio::task::block_in_place(SharedCluster::attach_running)?
+        {
+            return Ok(Server::Shared(cluster));
+        }
         let source = match forced {
             Some(source) => source,
             None if url.is_some() => Source::Url,
@@ -126,15 +142,20 @@ impl Server {
                         local::SEARCHED
                     ))
                 })?;
-                tokio::task::block_in_place(|| local::LocalCluster::start(binaries))
-                    .map(Server::Local)
+                if shared::requested() {
+                    tokio::task::block_in_place(|| SharedCluster::attach(binaries))
+                        .map(Server::Shared)
+                } else {
+                    tokio::task::block_in_place(|| local::LocalCluster::start(binaries))
+                        .map(Server::Local)
+                }
             }
         }
     }
 
     async fn stop(&mut self, keep: bool) {
         match self {
-            Server::Url { .. } => {}
+            Server::Url { .. } | Server::Shared(_) => {}
             Server::Local(cluster) if keep => eprintln!("{}", cluster.keep_instructions()),
             Server::Local(cluster) => tokio::task::block_in_place(|| cluster.stop()),
             #[cfg(feature = "docker")]
@@ -147,9 +168,15 @@ impl Server {
 
 /// Docker when an engine answers and the image is here (or there are no
 /// local binaries to fall back on, so pulling is worth it); else local
-/// binaries; else one message naming the three ways.
+/// binaries; else one message naming the three ways. Processes that share
+/// a cluster (nextest) take local binaries first.
 fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
     let binaries = local::find_binaries();
+    // A container per process would cost seconds per test under nextest;
+    // one local cluster is shared by all of them.
+    if binaries.is_some() && shared::requested() {
+        return Ok(Source::Local);
+    }
     let docker = docker_status(config);
     match (&docker, &binaries) {
         (Ok(true), _) | (Ok(false), None) => return Ok(Source::Docker),
@@ -197,11 +224,19 @@ async fn start_docker(_config: &Config) -> Result<Server, InfraError> {
     ))
 }
 
+/// The databases of a run: its own template and clones, or those every
+/// process of a nextest run shares.
+#[derive(Debug)]
+enum RunDatabases {
+    Own(Databases),
+    Shared(SharedDatabases),
+}
+
 /// PostgreSQL for a run: the server and the run's databases on it.
 #[derive(Debug)]
 pub struct Postgres {
     server: Mutex<Server>,
-    databases: Databases,
+    databases: RunDatabases,
     kept: Mutex<Vec<String>>,
 }
 
@@ -216,15 +251,23 @@ impl Postgres {
             server.describe(),
             started.elapsed().as_secs_f64()
         );
-        let databases =
-            match Databases::prepare(server.admin_options(), server.url_pattern(), config).await {
-                Ok(databases) => databases,
-                Err(error) => {
-                    let mut server = server;
-                    server.stop(false).await;
-                    return Err(error);
-                }
-            };
+        let prepared = if matches!(server, Server::Shared(_)) {
+            SharedDatabases::prepare(server.admin_options(), server.url_pattern(), config)
+                .await
+                .map(RunDatabases::Shared)
+        } else {
+            Databases::prepare(server.admin_options(), server.url_pattern(), config)
+                .await
+                .map(RunDatabases::Own)
+        };
+        let databases = match prepared {
+            Ok(databases) => databases,
+            Err(error) => {
+                let mut server = server;
+                server.stop(false).await;
+                return Err(error);
+            }
+        };
         Ok(Self {
             server: Mutex::new(server),
             databases,
@@ -234,7 +277,10 @@ impl Postgres {
 
     /// A database of the test's own, cloned from the migrated template.
     pub async fn checkout(&self) -> Result<TestDatabase, InfraError> {
-        self.databases.checkout().await
+        match &self.databases {
+            RunDatabases::Own(databases) => databases.checkout().await,
+            RunDatabases::Shared(databases) => databases.checkout().await,
+        }
     }
 
     /// Drops a test's database, or keeps it (a failed test's, with
@@ -244,14 +290,20 @@ impl Postgres {
             eprintln!("postgres: kept database {} of a failed test", database.name);
             self.kept.lock().await.push(database.name);
         } else {
-            self.databases.release(database).await;
+            match &self.databases {
+                RunDatabases::Own(databases) => databases.release(database).await,
+                RunDatabases::Shared(databases) => databases.release(database).await,
+            }
         }
     }
 
     /// Drops the run's databases and stops the server (unless kept).
     pub async fn shutdown(&self, keep: bool) {
         let kept = self.kept.lock().await.clone();
-        self.databases.shutdown(&kept).await;
+        match &self.databases {
+            RunDatabases::Own(databases) => databases.shutdown(&kept).await,
+            RunDatabases::Shared(databases) => databases.shutdown().await,
+        }
         self.server.lock().await.stop(keep).await;
     }
 }

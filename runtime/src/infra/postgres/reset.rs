@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -76,7 +77,7 @@ const CATALOGS: [(&str, &str); 33] = [
 const SESSIONS_GRACE: Duration = Duration::from_millis(200);
 
 /// A user table of the template.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Table {
     /// `"schema"."name"`, quoted.
     name: String,
@@ -87,7 +88,7 @@ struct Table {
 }
 
 /// A sequence of the template and the value the migrations left it at.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Sequence {
     /// `"schema"."name"` as an SQL string literal (for `regclass`).
     literal: String,
@@ -96,7 +97,7 @@ struct Sequence {
 }
 
 /// What a database looks like, as one query reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     /// Other sessions and prepared transactions in the database.
     others: i64,
@@ -110,7 +111,7 @@ struct State {
 
 /// The template's state right after the migrations, and how to read and
 /// restore it.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Baseline {
     tables: Vec<Table>,
     sequences: Vec<Sequence>,

@@ -113,7 +113,8 @@ impl Databases {
 
         let template = format!("{run}_template");
         execute(&admin, &format!("CREATE DATABASE {}", quote(&template))).await?;
-        let migrations = migrate(&server.clone().database(&template), config).await;
+        let schema = Schema::load(config).await?;
+        let migrations = schema.apply(&server.clone().database(&template)).await;
         let migrations = match migrations {
             Ok(count) => count,
             Err(error) => {
@@ -375,7 +376,7 @@ impl Counts {
 
 /// The template's state, read on a session of its own that is closed
 /// before cloning starts (a template with a session cannot be cloned).
-async fn capture(template: &PgConnectOptions) -> Result<Baseline, sqlx::Error> {
+pub(super) async fn capture(template: &PgConnectOptions) -> Result<Baseline, sqlx::Error> {
     let mut connection = PgConnection::connect_with(template).await?;
     let baseline = Baseline::capture(&mut connection).await;
     let _ = connection.close().await;
@@ -384,7 +385,7 @@ async fn capture(template: &PgConnectOptions) -> Result<Baseline, sqlx::Error> {
 
 /// Resets a test's database on the session kept for it (opened on its
 /// first reset) and returns the session for the next one.
-async fn reset(
+pub(super) async fn reset(
     baseline: &Baseline,
     database: &TestDatabase,
     resetter: Option<PgConnection>,
@@ -479,45 +480,95 @@ async fn remove_dead_runs(admin: &PgPool, own_run: &str) -> Result<(), InfraErro
     Ok(())
 }
 
-/// Applies the configured migrations to the template; returns how many.
-async fn migrate(template: &PgConnectOptions, config: &Config) -> Result<usize, InfraError> {
-    let started = Instant::now();
-    let directory = config.migrations_path();
-    let owned;
-    let migrator = match (&config.migrations, &directory) {
-        (Migrations::Migrator(migrator), _) => *migrator,
-        (_, Some(dir)) => {
-            owned = sqlx::migrate::Migrator::new(dir.as_path())
-                .await
-                .map_err(|error| {
-                    InfraError::new(format!(
-                        "cannot read the migrations in {}: {error}",
-                        dir.display()
-                    ))
-                })?;
-            &owned
-        }
-        (_, None) => return Ok(0),
-    };
-    // Through a one-connection pool: `Migrator::run(&mut PgConnection)`
-    // makes the future's `Send` unprovable ("Acquire is not general enough").
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(template.clone())
-        .await
-        .map_err(sql_error)?;
-    let result = migrator.run(&pool).await;
-    // Cloning needs the template free of connections.
-    pool.close().await;
-    if let Err(error) = result {
-        return Err(migration_error(error, migrator, directory.as_deref()));
+/// The configured migrations, read once.
+pub(super) struct Schema {
+    migrator: Option<MigratorRef>,
+    directory: Option<PathBuf>,
+}
+
+enum MigratorRef {
+    Owned(sqlx::migrate::Migrator),
+    Static(&'static sqlx::migrate::Migrator),
+}
+
+impl Schema {
+    /// Reads the migrations folder (or takes the embedded migrator).
+    pub(super) async fn load(config: &Config) -> Result<Self, InfraError> {
+        let directory = config.migrations_path();
+        let migrator = match (&config.migrations, &directory) {
+            (Migrations::Migrator(migrator), _) => Some(MigratorRef::Static(migrator)),
+            (_, Some(dir)) => Some(MigratorRef::Owned(
+                sqlx::migrate::Migrator::new(dir.as_path())
+                    .await
+                    .map_err(|error| {
+                        InfraError::new(format!(
+                            "cannot read the migrations in {}: {error}",
+                            dir.display()
+                        ))
+                    })?,
+            )),
+            (_, None) => None,
+        };
+        Ok(Self {
+            migrator,
+            directory,
+        })
     }
-    let count = migrator.iter().count();
-    eprintln!(
-        "postgres: template database migrated ({count} migrations) in {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(count)
+
+    fn migrator(&self) -> Option<&sqlx::migrate::Migrator> {
+        match &self.migrator {
+            Some(MigratorRef::Owned(migrator)) => Some(migrator),
+            Some(MigratorRef::Static(migrator)) => Some(migrator),
+            None => None,
+        }
+    }
+
+    /// How many migrations there are.
+    pub(super) fn count(&self) -> usize {
+        self.migrator()
+            .map_or(0, |migrator| migrator.iter().count())
+    }
+
+    /// A stable hash of every migration's version and checksum: runs with
+    /// the same migrations may share a template.
+    pub(super) fn fingerprint(&self) -> u64 {
+        let mut text = String::new();
+        for migration in self.migrator().into_iter().flat_map(|m| m.iter()) {
+            text.push_str(&format!(
+                "{}:{:02x?};",
+                migration.version,
+                &migration.checksum[..]
+            ));
+        }
+        crate::runner::select::stable_hash(&text)
+    }
+
+    /// Applies the migrations to the template; returns how many.
+    pub(super) async fn apply(&self, template: &PgConnectOptions) -> Result<usize, InfraError> {
+        let started = Instant::now();
+        let Some(migrator) = self.migrator() else {
+            return Ok(0);
+        };
+        // Through a one-connection pool: `Migrator::run(&mut PgConnection)`
+        // makes the future's `Send` unprovable ("Acquire is not general enough").
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(template.clone())
+            .await
+            .map_err(sql_error)?;
+        let result = migrator.run(&pool).await;
+        // Cloning needs the template free of connections.
+        pool.close().await;
+        if let Err(error) = result {
+            return Err(migration_error(error, migrator, self.directory.as_deref()));
+        }
+        let count = migrator.iter().count();
+        eprintln!(
+            "postgres: template database migrated ({count} migrations) in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(count)
+    }
 }
 
 /// "migration migrations/0003_orders.sql failed: ..." with PostgreSQL's own
@@ -573,7 +624,7 @@ fn migration_file(migrator: &sqlx::migrate::Migrator, dir: Option<&Path>, versio
 }
 
 /// Runs one statement built at run time from names this module made.
-async fn execute(admin: &PgPool, statement: &str) -> Result<(), InfraError> {
+pub(super) async fn execute(admin: &PgPool, statement: &str) -> Result<(), InfraError> {
     sqlx::raw_sql(AssertSqlSafe(statement.to_owned()))
         .execute(admin)
         .await
@@ -581,7 +632,7 @@ async fn execute(admin: &PgPool, statement: &str) -> Result<(), InfraError> {
         .map_err(sql_error)
 }
 
-fn sql_error(error: sqlx::Error) -> InfraError {
+pub(super) fn sql_error(error: sqlx::Error) -> InfraError {
     InfraError::new(format!("PostgreSQL: {error}"))
 }
 
