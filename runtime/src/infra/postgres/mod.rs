@@ -115,10 +115,15 @@ impl Server {
         {
             return Ok(Server::Shared(cluster));
         }
-        let source = match forced {
-            Some(source) => source,
-            None if url.is_some() => Source::Url,
-            None => choose_unforced(config)?,
+        // What choosing found out (binaries, a live engine) is not asked
+        // again.
+        let (source, chosen) = match forced {
+            Some(source) => (source, None),
+            None if url.is_some() => (Source::Url, None),
+            None => {
+                let chosen = choose_unforced(config)?;
+                (chosen.source(), Some(chosen))
+            }
         };
         match source {
             Source::Url => {
@@ -134,9 +139,13 @@ impl Server {
                     url,
                 })
             }
-            Source::Docker => start_docker(config).await,
+            Source::Docker => start_docker(config, chosen.is_none()).await,
             Source::Local => {
-                let binaries = local::find_binaries().ok_or_else(|| {
+                let found = match chosen {
+                    Some(Chosen::Local(binaries)) => Some(binaries),
+                    _ => local::find_binaries(),
+                };
+                let binaries = found.ok_or_else(|| {
                     InfraError::new(format!(
                         "GROUNDTRUTH_POSTGRES=local, but no initdb and postgres were found (looked in {}); install PostgreSQL's server package",
                         local::SEARCHED
@@ -170,17 +179,17 @@ impl Server {
 /// local binaries to fall back on, so pulling is worth it); else local
 /// binaries; else one message naming the three ways. Processes that share
 /// a cluster (nextest) take local binaries first.
-fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
+fn choose_unforced(config: &Config) -> Result<Chosen, InfraError> {
     let binaries = local::find_binaries();
     // A container per process would cost seconds per test under nextest;
     // one local cluster is shared by all of them.
-    if binaries.is_some() && shared::requested() {
-        return Ok(Source::Local);
+    if let Some(binaries) = binaries.clone().filter(|_| shared::requested()) {
+        return Ok(Chosen::Local(binaries));
     }
     let docker = docker_status(config);
-    match (&docker, &binaries) {
-        (Ok(true), _) | (Ok(false), None) => return Ok(Source::Docker),
-        (_, Some(_)) => return Ok(Source::Local),
+    match (&docker, binaries) {
+        (Ok(true), _) | (Ok(false), None) => return Ok(Chosen::Docker),
+        (_, Some(binaries)) => return Ok(Chosen::Local(binaries)),
         (Err(_), None) => {}
     }
     let docker = docker.err().unwrap_or_default();
@@ -188,6 +197,22 @@ fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
         "no PostgreSQL: DATABASE_URL is unset, Docker is not usable ({docker}), and no initdb was found (looked in {}); install postgresql, start Docker, or set DATABASE_URL",
         local::SEARCHED
     )))
+}
+
+/// The source chosen when none is forced, with what was found on the way.
+enum Chosen {
+    /// The engine answered.
+    Docker,
+    Local(local::Binaries),
+}
+
+impl Chosen {
+    fn source(&self) -> Source {
+        match self {
+            Chosen::Docker => Source::Docker,
+            Chosen::Local(_) => Source::Local,
+        }
+    }
 }
 
 /// `Ok(image present)` when an engine answers, `Err(why not)` otherwise.
@@ -203,13 +228,16 @@ fn docker_status(_config: &Config) -> Result<bool, String> {
     Err("groundtruth was built without its `docker` feature".to_owned())
 }
 
+/// Starts a container; `check_engine` unless choosing just saw it answer.
 #[cfg(feature = "docker")]
-async fn start_docker(config: &Config) -> Result<Server, InfraError> {
-    docker::engine().map_err(|why| {
-        InfraError::new(format!(
-            "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL"
-        ))
-    })?;
+async fn start_docker(config: &Config, check_engine: bool) -> Result<Server, InfraError> {
+    if check_engine {
+        docker::engine().map_err(|why| {
+            InfraError::new(format!(
+                "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL"
+            ))
+        })?;
+    }
     docker::remove_orphans();
     let (name, tag) = config.image();
     docker::DockerPostgres::start(&name, &tag)
@@ -218,7 +246,7 @@ async fn start_docker(config: &Config) -> Result<Server, InfraError> {
 }
 
 #[cfg(not(feature = "docker"))]
-async fn start_docker(_config: &Config) -> Result<Server, InfraError> {
+async fn start_docker(_config: &Config, _check_engine: bool) -> Result<Server, InfraError> {
     Err(InfraError::new(
         "GROUNDTRUTH_POSTGRES=docker, but groundtruth was built without its `docker` feature; enable it, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL",
     ))
