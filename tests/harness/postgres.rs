@@ -343,14 +343,21 @@ fn cluster_dirs_of(harness: u32) -> usize {
         .count()
 }
 
-/// Pids of `postgres` processes whose parent is `parent`.
-fn postgres_children_of(parent: u32) -> Vec<u32> {
+/// Pids of the processes running now.
+fn pids() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .collect()
+}
+
+/// Pids of `postgres` processes whose parent is `parent`.
+fn postgres_children_of(parent: u32) -> Vec<u32> {
+    pids()
+        .into_iter()
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // pid (comm) state ppid ...
@@ -581,12 +588,8 @@ fn shared_leftovers(base: &Path) -> Vec<String> {
 
 /// Whether any process still runs with `text` in its command line.
 fn processes_mentioning(text: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+    pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
