@@ -260,7 +260,7 @@ pub(crate) async fn ping(host: &str, port: u16) -> Result<(), String> {
 #[derive(Debug)]
 enum Server {
     /// Someone else's, named by `GROUNDTRUTH_REDIS_URL`.
-    Url,
+    Url(String),
     /// The run's own.
     Started(Instance),
 }
@@ -278,55 +278,15 @@ pub struct RedisService {
 impl Service for RedisService {
     const NAME: &'static str = "redis";
 
-    /// Starts (or connects to) the server; says in one line where Redis
-    /// came from and how long it took.
+    /// Starts (or connects to) the server from the first available source,
+    /// or the one `GROUNDTRUTH_REDIS` forces.
     async fn start(config: &Config) -> Result<Self, InfraError> {
-        let started = Instant::now();
-        let forced = Source::forced()?;
-        let url = url::from_env();
-        let source = match forced {
+        let source = match Source::forced()? {
             Some(source) => source,
-            None if url.is_some() => Source::Url,
+            None if url::from_env().is_some() => Source::Url,
             None => choose_unforced(config)?,
         };
-        let (server, base_url, describe) = match source {
-            Source::Url => {
-                let url = url.ok_or_else(|| {
-                    InfraError::new("GROUNDTRUTH_REDIS=url, but GROUNDTRUTH_REDIS_URL is not set")
-                })?;
-                url::parse(&url)?;
-                let describe = format!("{} ({})", url::VARIABLE, url::redacted(&url));
-                (Server::Url, url, describe)
-            }
-            source => {
-                let instance = Instance::start(source, config, false).await?;
-                let describe = instance.describe();
-                (Server::Started(instance), String::new(), describe)
-            }
-        };
-        let base_url = match &server {
-            Server::Started(instance) => instance.url(),
-            Server::Url => base_url,
-        };
-        let databases = match prepare(&server, &base_url).await {
-            Ok(databases) => databases,
-            Err(error) => {
-                if let Server::Started(mut instance) = server {
-                    instance.remove();
-                }
-                return Err(error);
-            }
-        };
-        eprintln!(
-            "redis: {describe}, ready in {:.2} s",
-            started.elapsed().as_secs_f64()
-        );
-        Ok(Self {
-            server: Mutex::new(server),
-            base_url,
-            databases,
-            kept: std::sync::Mutex::new(Vec::new()),
-        })
+        Self::start_from(source, config).await
     }
 
     /// Gives back what tests left claimed (on a URL server) and stops the
@@ -353,7 +313,7 @@ impl Service for RedisService {
 /// else Redis's default 16).
 async fn prepare(server: &Server, base_url: &str) -> Result<Databases, InfraError> {
     let (what, ownership) = match server {
-        Server::Url => (
+        Server::Url(_) => (
             format!("{} ({})", url::VARIABLE, url::redacted(base_url)),
             Ownership::Shared,
         ),
@@ -391,6 +351,50 @@ async fn prepare(server: &Server, base_url: &str) -> Result<Databases, InfraErro
 }
 
 impl RedisService {
+    /// Starts (or connects to) the server from `source`; says in one line
+    /// where Redis came from and how long it took.
+    pub async fn start_from(source: Source, config: &Config) -> Result<Self, InfraError> {
+        let started = Instant::now();
+        let (server, describe) = match source {
+            Source::Url => {
+                let url = url::from_env().ok_or_else(|| {
+                    InfraError::new("GROUNDTRUTH_REDIS=url, but GROUNDTRUTH_REDIS_URL is not set")
+                })?;
+                url::parse(&url)?;
+                let describe = format!("{} ({})", url::VARIABLE, url::redacted(&url));
+                (Server::Url(url), describe)
+            }
+            source => {
+                let instance = Instance::start(source, config, false).await?;
+                let describe = instance.describe();
+                (Server::Started(instance), describe)
+            }
+        };
+        let base_url = match &server {
+            Server::Started(instance) => instance.url(),
+            Server::Url(url) => url.clone(),
+        };
+        let databases = match prepare(&server, &base_url).await {
+            Ok(databases) => databases,
+            Err(error) => {
+                if let Server::Started(mut instance) = server {
+                    instance.remove();
+                }
+                return Err(error);
+            }
+        };
+        eprintln!(
+            "redis: {describe}, ready in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Self {
+            server: Mutex::new(server),
+            base_url,
+            databases,
+            kept: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
     /// A database of the test's own, empty.
     pub async fn checkout(&self) -> Result<u32, InfraError> {
         self.databases.checkout().await
