@@ -25,8 +25,15 @@ pub struct Binary {
     pub version: String,
 }
 
-/// Finds `redis-server` on PATH or in the usual places.
+/// Finds `redis-server` on PATH or in the usual places, once per process
+/// (asking its version costs a process start, and exclusive servers start
+/// often).
 pub fn find_binary() -> Option<Binary> {
+    static FOUND: std::sync::OnceLock<Option<Binary>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(search_binary).clone()
+}
+
+fn search_binary() -> Option<Binary> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect())
         .unwrap_or_default();
