@@ -184,3 +184,46 @@ fn cli(url: &str, database: u32, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
+
+/// The risk example's production build takes redis from its own
+/// dependency, and nothing of groundtruth's test side: the facade's `redis`
+/// feature lives in [dev-dependencies] and reaches the runtime only with
+/// `testing`.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn redis_support_stays_out_of_production_builds() {
+    let tree = crate::support::cargo()
+        .args([
+            "tree",
+            "-e",
+            "normal,no-proc-macro",
+            "-p",
+            "risk",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(
+        tree.lines().any(|line| line.starts_with("redis v1.")),
+        "{tree}"
+    );
+    for test_only in [
+        "groundtruth-runtime",
+        "testcontainers",
+        "inventory",
+        "serde_json",
+    ] {
+        assert!(
+            !tree
+                .lines()
+                .any(|line| line.starts_with(&format!("{test_only} "))),
+            "`{test_only}` reaches the production build:\n{tree}"
+        );
+    }
+}
