@@ -30,6 +30,11 @@ pub use groundtruth_runtime::{
     Config, Db, Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip,
 };
 
+/// Redis fixtures (feature `redis`): the test's own database on the run's
+/// server, and a server of the test's own with outage controls.
+#[cfg(all(feature = "testing", feature = "redis"))]
+pub use groundtruth_runtime::{Redis, RedisServer};
+
 /// The entry point of a harness binary (`tests/harness.rs` with
 /// `harness = false`), naming the crates whose tests it runs.
 ///

@@ -13,5 +13,7 @@ mod enums;
 mod incidents;
 #[path = "harness/postgres.rs"]
 mod postgres;
+#[path = "harness/redis.rs"]
+mod redis;
 
 groundtruth::main!();

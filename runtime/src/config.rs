@@ -1,5 +1,5 @@
 //! What a harness binary configures once, in `groundtruth::main!`: where
-//! migrations come from and which Docker image to start.
+//! migrations come from and which Docker images to start.
 
 use std::path::{Path, PathBuf};
 
@@ -23,10 +23,17 @@ pub struct Config {
     pub(crate) migrations: Migrations,
     pub(crate) image: (String, String),
     pub(crate) reuse_databases: bool,
+    #[cfg_attr(not(all(feature = "redis", feature = "docker")), allow(dead_code))]
+    pub(crate) redis_image: (String, String),
 }
 
 /// Image used when Docker provides PostgreSQL and nothing else is configured.
 pub const DEFAULT_IMAGE: (&str, &str) = ("postgres", "15");
+
+/// Image used when Docker provides Redis: testcontainers-modules' `redis`
+/// module names `redis:5.0`, long out of support; 7.0 is what Debian ships,
+/// so `.ci/redis-image.sh` can build it from this machine's redis-server.
+pub const DEFAULT_REDIS_IMAGE: (&str, &str) = ("redis", "7.0");
 
 impl Default for Config {
     fn default() -> Self {
@@ -35,6 +42,10 @@ impl Default for Config {
             migrations: Migrations::Default,
             image: (DEFAULT_IMAGE.0.to_owned(), DEFAULT_IMAGE.1.to_owned()),
             reuse_databases: true,
+            redis_image: (
+                DEFAULT_REDIS_IMAGE.0.to_owned(),
+                DEFAULT_REDIS_IMAGE.1.to_owned(),
+            ),
         }
     }
 }
@@ -93,6 +104,12 @@ impl Config {
         }
     }
 
+    /// The Redis image (`name`, `tag`) to start; `GROUNDTRUTH_REDIS_IMAGE=name:tag` overrides it.
+    pub fn redis_image(mut self, name: &str, tag: &str) -> Self {
+        self.redis_image = (name.to_owned(), tag.to_owned());
+        self
+    }
+
     /// The folder of migrations to apply, if any, resolved against the crate.
     pub(crate) fn migrations_path(&self) -> Option<PathBuf> {
         let resolve = |dir: &Path| match &self.manifest_dir {
@@ -111,12 +128,24 @@ impl Config {
     /// The image, with the environment's override applied.
     #[cfg(feature = "docker")]
     pub(crate) fn image(&self) -> (String, String) {
-        match std::env::var("GROUNDTRUTH_POSTGRES_IMAGE") {
-            Ok(image) => match image.rsplit_once(':') {
-                Some((name, tag)) => (name.to_owned(), tag.to_owned()),
-                None => (image, "latest".to_owned()),
-            },
-            Err(_) => self.image.clone(),
-        }
+        image_from_env("GROUNDTRUTH_POSTGRES_IMAGE").unwrap_or_else(|| self.image.clone())
     }
+
+    /// The Redis image, with the environment's override applied.
+    #[cfg(all(feature = "redis", feature = "docker"))]
+    pub(crate) fn redis_image_name(&self) -> (String, String) {
+        image_from_env("GROUNDTRUTH_REDIS_IMAGE").unwrap_or_else(|| self.redis_image.clone())
+    }
+}
+
+/// `name:tag` (or `name`, meaning `latest`) from an environment variable.
+#[cfg(feature = "docker")]
+fn image_from_env(variable: &str) -> Option<(String, String)> {
+    let image = std::env::var(variable)
+        .ok()
+        .filter(|image| !image.is_empty())?;
+    Some(match image.rsplit_once(':') {
+        Some((name, tag)) => (name.to_owned(), tag.to_owned()),
+        None => (image, "latest".to_owned()),
+    })
 }

@@ -1,8 +1,10 @@
 //! Test parameters resolved by type: the [`Fixture`] trait and the
 //! per-test [`TestContext`] fixtures are built from.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use sqlx::postgres::PgPoolOptions;
@@ -10,7 +12,7 @@ use sqlx::postgres::PgPoolOptions;
 use crate::db::Db;
 use crate::infra::postgres::Postgres;
 use crate::infra::postgres::template::TestDatabase;
-use crate::infra::{SharedInfrastructure, keep_requested};
+use crate::infra::{InfraError, Service, SharedInfrastructure, keep_requested};
 use crate::registry::{Needs, TestDescriptor};
 
 /// A value a test (or a `#[wired]` factory) can take as a parameter.
@@ -73,7 +75,15 @@ pub struct TestContext {
     descriptor: &'static TestDescriptor,
     infrastructure: SharedInfrastructure,
     database: Option<Lease>,
+    /// Values the test's fixtures share, one per type (see [`TestContext::hold`]).
+    held: Vec<Box<dyn Any + Send>>,
+    /// What the test borrowed from services, given back when it ends.
+    borrowed: Vec<GiveBack>,
 }
+
+/// Gives back one thing a test borrowed; `true` asks to keep it (a failed
+/// test's, with `GROUNDTRUTH_KEEP=1`).
+type GiveBack = Box<dyn FnOnce(bool) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A test's database and the server it lives on, returned at the end.
 struct Lease {
@@ -99,6 +109,8 @@ impl TestContext {
             descriptor,
             infrastructure,
             database: None,
+            held: Vec::new(),
+            borrowed: Vec::new(),
         }
     }
 
@@ -115,6 +127,49 @@ impl TestContext {
     /// Builds fixture `T` for this test.
     pub async fn fixture<T: Fixture>(&mut self) -> Result<T, FixtureError> {
         T::setup(self).await
+    }
+
+    /// Service `S` of the run, started if this is the first test to need it.
+    pub fn service<S: Service>(
+        &self,
+    ) -> impl Future<Output = Result<Arc<S>, InfraError>> + Send + 'static {
+        let infrastructure = Arc::clone(&self.infrastructure);
+        async move { infrastructure.service::<S>().await }
+    }
+
+    /// The run's configuration (images, migrations).
+    pub fn config(&self) -> &crate::config::Config {
+        self.infrastructure.config()
+    }
+
+    /// The value of type `T` a fixture of this test [held](Self::hold), so
+    /// that every fixture built on it shares one (one database per test,
+    /// whichever fixture asks first).
+    pub fn held<T: Clone + Send + 'static>(&self) -> Option<T> {
+        self.held
+            .iter()
+            .find_map(|value| value.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Keeps `value` for the rest of the test, replacing an earlier `T`.
+    pub fn hold<T: Clone + Send + 'static>(&mut self, value: T) {
+        self.held.retain(|held| !held.is::<T>());
+        self.held.push(Box::new(value));
+    }
+
+    /// Runs `give_back` when the test ends (after the body, also when it
+    /// failed or panicked; the last registered runs first). Its argument
+    /// asks to keep what was borrowed: the test failed and
+    /// `GROUNDTRUTH_KEEP=1` is set. A test stopped at its timeout gives
+    /// nothing back; the service's shutdown cleans up after it.
+    pub fn at_end<F, Fut>(&mut self, give_back: F)
+    where
+        F: FnOnce(bool) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.borrowed
+            .push(Box::new(move |keep| Box::pin(give_back(keep))));
     }
 
     /// The test's own database, cloned from the migrated template on first
@@ -148,6 +203,11 @@ impl TestContext {
     /// Returns what the test borrowed: closes its pool, then drops its
     /// database (or keeps a failed test's, with `GROUNDTRUTH_KEEP=1`).
     pub(crate) async fn finish(mut self, failed: bool) {
+        // Connections fixtures held close before their databases go.
+        self.held.clear();
+        while let Some(give_back) = self.borrowed.pop() {
+            give_back(failed && keep_requested()).await;
+        }
         if let Some(lease) = self.database.take() {
             // A body that leaked a connection (a forgotten transaction) would
             // make `close` wait forever; DROP ... WITH (FORCE) ends it instead.

@@ -24,6 +24,8 @@ pub mod fixture;
 pub mod infra;
 #[cfg(feature = "harness")]
 pub mod persist;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "harness")]
 pub mod registry;
 #[cfg(feature = "harness")]
@@ -31,6 +33,8 @@ pub mod report;
 #[cfg(feature = "harness")]
 pub mod runner;
 
+#[cfg(feature = "redis")]
+pub use crate::redis::{Redis, RedisServer};
 #[cfg(feature = "harness")]
 pub use config::Config;
 #[cfg(feature = "harness")]

@@ -17,8 +17,11 @@ impl Needs {
     pub const NONE: Needs = Needs(0);
     /// A PostgreSQL server and a database of the test's own.
     pub const POSTGRES: Needs = Needs(1);
+    /// A Redis server and a database of the test's own on it.
+    pub const REDIS: Needs = Needs(1 << 1);
 
-    const NAMES: [(Needs, &'static str); 1] = [(Needs::POSTGRES, "postgres")];
+    const NAMES: [(Needs, &'static str); 2] =
+        [(Needs::POSTGRES, "postgres"), (Needs::REDIS, "redis")];
 
     /// Both sets of needs.
     pub const fn union(self, other: Needs) -> Needs {

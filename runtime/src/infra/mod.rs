@@ -1,11 +1,17 @@
 //! Infrastructure a run provides to its tests: started by the first test
 //! that needs it, shared by the run, torn down at the end (also on panic
-//! and on Ctrl-C).
+//! and on Ctrl-C). Each service implements [`Service`]; [`Infrastructure`]
+//! holds them by type.
 
 pub mod postgres;
-mod process;
+pub(crate) mod process;
+#[cfg(feature = "redis")]
+pub mod redis;
 
+use std::any::{Any, TypeId};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
@@ -41,17 +47,62 @@ pub fn keep_requested() -> bool {
     std::env::var("GROUNDTRUTH_KEEP").is_ok_and(|value| value == "1" || value == "true")
 }
 
-/// The run's infrastructure, started lazily.
+/// A service a run provides to its tests (PostgreSQL, Redis): started by
+/// the first test that needs it, once per run, and torn down at the end.
+///
+/// Adding a service is one module that implements this trait, plus its
+/// fixtures; [`Infrastructure::service`] starts it and
+/// [`Infrastructure::shutdown`] stops it, with no other change to the runner.
+pub trait Service: Send + Sync + Sized + 'static {
+    /// Prefix of the service's lines on stderr (`redis: ...`).
+    const NAME: &'static str;
+
+    /// Starts (or connects to) the service and says in one line on stderr
+    /// where it came from. An error fails every test that needs it.
+    fn start(config: &Config) -> impl Future<Output = Result<Self, InfraError>> + Send;
+
+    /// Stops what `start` made and removes what the run left on it; with
+    /// `keep` (`GROUNDTRUTH_KEEP=1`), says how to reach it instead.
+    fn shutdown(&self, keep: bool) -> impl Future<Output = ()> + Send;
+}
+
+/// One service's slot: empty until the first test asks for it, then the
+/// started service or the reason it could not start, for every later test.
+type Slot<S> = OnceCell<Result<Arc<S>, InfraError>>;
+
+/// A slot with its type erased, so the run can stop every started service.
+trait StartedService: Send + Sync {
+    fn shutdown(&self, keep: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<S: Service> StartedService for Slot<S> {
+    fn shutdown(&self, keep: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if let Some(Ok(service)) = self.get() {
+                service.shutdown(keep).await;
+            }
+        })
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// The run's infrastructure: each service started lazily, by type.
 pub struct Infrastructure {
     config: Config,
-    postgres: OnceCell<Result<Arc<postgres::Postgres>, InfraError>>,
+    /// Slots in the order services were first asked for.
+    services: std::sync::Mutex<Vec<(TypeId, Arc<dyn StartedService>)>>,
 }
 
 impl fmt::Debug for Infrastructure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let services = self.services.lock().map(|s| s.len()).unwrap_or_default();
         f.debug_struct("Infrastructure")
-            .field("postgres_started", &self.postgres.initialized())
-            .finish()
+            .field("services", &services)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,33 +110,69 @@ impl Infrastructure {
     pub fn new(config: Config) -> Self {
         Self {
             config,
-            postgres: OnceCell::new(),
+            services: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Service `S` for this run, started on the first call; every later
+    /// call gets the same instance, or the same error.
+    pub async fn service<S: Service>(&self) -> Result<Arc<S>, InfraError> {
+        let slot = self.slot::<S>();
+        slot.get_or_init(|| async {
+            let started = S::start(&self.config).await.map(Arc::new);
+            if let Err(error) = &started {
+                eprintln!("{}: {error}", S::NAME);
+            }
+            started
+        })
+        .await
+        .clone()
+    }
+
+    fn slot<S: Service>(&self) -> Arc<Slot<S>> {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let erased = match services.iter().find(|(id, _)| *id == TypeId::of::<S>()) {
+            Some((_, slot)) => Arc::clone(slot),
+            None => {
+                let slot: Arc<dyn StartedService> = Arc::new(Slot::<S>::new());
+                services.push((TypeId::of::<S>(), Arc::clone(&slot)));
+                slot
+            }
+        };
+        erased
+            .as_any()
+            .downcast::<Slot<S>>()
+            .expect("slots are keyed by their service's type")
     }
 
     /// PostgreSQL for this run, started (and migrated) on first call.
     pub async fn postgres(&self) -> Result<Arc<postgres::Postgres>, FixtureError> {
-        let result = self
-            .postgres
-            .get_or_init(|| async {
-                let started = postgres::Postgres::start(&self.config).await.map(Arc::new);
-                if let Err(error) = &started {
-                    eprintln!("postgres: {error}");
-                }
-                started
-            })
-            .await;
-        result
-            .clone()
+        self.service::<postgres::Postgres>()
+            .await
             .map_err(|error| FixtureError::new(error.to_string()))
     }
 
-    /// Tears everything down; with `GROUNDTRUTH_KEEP=1`, says how to reach
-    /// what was kept instead.
+    /// Tears every started service down, all at once; with
+    /// `GROUNDTRUTH_KEEP=1`, says how to reach what was kept instead.
     pub async fn shutdown(&self) {
-        if let Some(Ok(postgres)) = self.postgres.get() {
-            postgres.shutdown(keep_requested()).await;
+        let slots: Vec<Arc<dyn StartedService>> = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, slot)| Arc::clone(slot))
+            .collect();
+        let keep = keep_requested();
+        let mut stopping = tokio::task::JoinSet::new();
+        for slot in slots {
+            stopping.spawn(async move { slot.shutdown(keep).await });
         }
+        while stopping.join_next().await.is_some() {}
     }
 }
 

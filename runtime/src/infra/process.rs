@@ -1,7 +1,10 @@
-//! Processes the harness starts (a local PostgreSQL): the user they run as,
-//! signals, and liveness, on Unix.
+//! Processes the harness starts (a local PostgreSQL or Redis): the user
+//! they run as, signals, liveness, and dying with the harness, on Unix.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Mutex, OnceLock, mpsc};
 
 /// The account a server runs as when the harness runs as root (PostgreSQL
 /// refuses to run as root).
@@ -74,5 +77,63 @@ pub fn quit_with_parent() -> std::io::Result<()> {
 
 #[cfg(not(target_os = "linux"))]
 pub fn quit_with_parent() -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Starts `command` so that the kernel kills the child (SIGKILL) when the
+/// harness dies, however it dies.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits,
+/// and the runtime's threads come and go (`block_in_place`, the blocking
+/// pool), so every such child is forked by one thread that lives as long
+/// as the process.
+// Only Redis starts its servers this way so far.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub fn spawn_tied_to_harness(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (sender, requests) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("groundtruth-spawner".to_owned())
+            .spawn(move || {
+                for (mut command, reply) in requests {
+                    // SAFETY: the closure only calls prctl, which is
+                    // async-signal-safe.
+                    unsafe {
+                        command.pre_exec(kill_with_parent);
+                    }
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("the spawner thread starts");
+        Mutex::new(sender)
+    });
+    let (reply, child) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    child
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}
+
+#[cfg(target_os = "linux")]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn kill_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process.
+    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn kill_with_parent() -> std::io::Result<()> {
     Ok(())
 }

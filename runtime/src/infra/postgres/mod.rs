@@ -335,3 +335,15 @@ impl Postgres {
         self.server.lock().await.stop(keep).await;
     }
 }
+
+impl crate::infra::Service for Postgres {
+    const NAME: &'static str = "postgres";
+
+    async fn start(config: &Config) -> Result<Self, InfraError> {
+        Postgres::start(config).await
+    }
+
+    async fn shutdown(&self, keep: bool) {
+        Postgres::shutdown(self, keep).await;
+    }
+}

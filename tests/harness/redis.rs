@@ -1,0 +1,229 @@
+//! Redis provisioning, isolation and the risk example's incident, through
+//! real cargo and the example's harness: the local and Docker sources, a
+//! URL server shared with data that is not the run's, and a forced source
+//! that is unavailable.
+
+use std::process::Command;
+
+use crate::support::{Run, cargo_test_example};
+
+/// The example's harness on `GROUNDTRUTH_REDIS=source`.
+fn risk(features: &[&str], args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = args.to_vec();
+    args.extend(["--format", "json"]);
+    cargo_test_example("risk", features, &args, env)
+}
+
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+fn the_bytes_mode_decoding_incident_is_caught_by_its_named_test() {
+    let healthy = risk(&[], &[], &[("GROUNDTRUTH_REDIS", "local")]);
+    assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
+    let finished = healthy.finished();
+    assert_eq!(finished.len(), 4, "{:?}", finished.keys());
+    assert!(finished.values().all(|event| event["outcome"] == "passed"));
+    assert!(
+        finished
+            .values()
+            .all(|event| event["needs"] == serde_json::json!(["redis"])),
+        "every test lists its need"
+    );
+    let report = healthy
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("redis: "))
+        .collect::<Vec<_>>();
+    assert_eq!(report.len(), 1, "one line about Redis: {}", healthy.stderr);
+    assert!(
+        report[0].starts_with("redis: local redis-server 7.") && report[0].contains(", ready in "),
+        "{}",
+        report[0]
+    );
+
+    let broken = risk(
+        &["bug-decode-assumes-strings"],
+        &[],
+        &[("GROUNDTRUTH_REDIS", "local")],
+    );
+    assert_eq!(broken.code, 101, "{}\n{}", broken.stdout, broken.stderr);
+    let finished = broken.finished();
+    let caught = &finished["harness::reads_counters_written_by_another_client"];
+    assert_eq!(caught["outcome"], "failed");
+    assert_eq!(caught["category"], "contract");
+    assert_eq!(
+        caught["message"],
+        "panicked: the reader cannot read acct-7: risk:acct-7: field `limit` is not UTF-8 text (invalid utf-8 sequence of 1 bytes from index 6)"
+    );
+    let others: Vec<_> = finished
+        .iter()
+        .filter(|(_, event)| event["outcome"] != "passed")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        others,
+        ["harness::reads_counters_written_by_another_client"]
+    );
+}
+
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+fn docker_source_runs_the_risk_suite_and_removes_its_containers() {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    if !engine.is_ok_and(|output| output.status.success()) {
+        groundtruth::skip("no Docker engine answers on this machine");
+    }
+    let image = Command::new("docker")
+        .args(["image", "inspect", "redis:7.0"])
+        .output();
+    if !image.is_ok_and(|output| output.status.success()) {
+        groundtruth::skip(
+            "image redis:7.0 is not here and no registry may be reachable: build it with .ci/redis-image.sh",
+        );
+    }
+    let run = risk(&[], &[], &[("GROUNDTRUTH_REDIS", "docker")]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.finished().len(), 4);
+    assert!(
+        run.stderr.contains("redis: docker container (redis:7.0, "),
+        "{}",
+        run.stderr
+    );
+    let left = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=groundtruth.pid"])
+        .output()
+        .expect("docker ps runs");
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "a container was left behind (the shared one or a RedisServer)"
+    );
+}
+
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+fn a_forced_redis_source_that_is_unavailable_is_an_error_not_a_fallback() {
+    let exact = [
+        "--exact",
+        "harness::reads_counters_written_by_another_client",
+    ];
+    let run = risk(
+        &[],
+        &exact,
+        &[("GROUNDTRUTH_REDIS", "url"), ("GROUNDTRUTH_REDIS_URL", "")],
+    );
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let message = run.finished()["harness::reads_counters_written_by_another_client"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        message,
+        "fixture failed: GROUNDTRUTH_REDIS=url, but GROUNDTRUTH_REDIS_URL is not set"
+    );
+    let bogus = risk(&[], &exact, &[("GROUNDTRUTH_REDIS", "cloud")]);
+    let message = bogus.finished()["harness::reads_counters_written_by_another_client"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("use `url`, `docker` or `local`"),
+        "{message}"
+    );
+}
+
+/// A server this test starts, holding data that is not the run's in
+/// database 0 and database 1: the run uses only empty databases, flushes
+/// only those, and leaves no claim behind.
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+async fn url_source_uses_only_empty_databases_and_leaves_the_rest_alone() {
+    use groundtruth_runtime::infra::redis::local;
+    let binary = local::find_binary().expect("redis-server is installed");
+    let server = local::LocalRedis::start(binary)
+        .await
+        .expect("a throwaway server starts");
+    let url = server.url();
+    cli(&url, 0, &["SET", "app:config", "production"]);
+    cli(&url, 1, &["SET", "sessions:42", "alice"]);
+
+    let run = risk(
+        &[],
+        &[],
+        &[
+            ("GROUNDTRUTH_REDIS", "url"),
+            ("GROUNDTRUTH_REDIS_URL", &url),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("redis: GROUNDTRUTH_REDIS_URL ({url}), ready in")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(cli(&url, 0, &["KEYS", "*"]), "app:config");
+    assert_eq!(cli(&url, 1, &["KEYS", "*"]), "sessions:42");
+    for database in 2..64 {
+        assert_eq!(
+            cli(&url, database, &["DBSIZE"]),
+            "0",
+            "database {database} was left with keys"
+        );
+    }
+}
+
+/// `redis-cli` on `database` of the server at `url`; its output, trimmed.
+fn cli(url: &str, database: u32, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-u", &format!("{url}/{database}")])
+        .args(args)
+        .output()
+        .expect("redis-cli (redis-tools) is installed");
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The risk example's production build takes redis from its own
+/// dependency, and nothing of groundtruth's test side: the facade's `redis`
+/// feature lives in [dev-dependencies] and reaches the runtime only with
+/// `testing`.
+#[groundtruth::test(category = "e2e", timeout = "10m")]
+fn redis_support_stays_out_of_production_builds() {
+    let tree = crate::support::cargo()
+        .args([
+            "tree",
+            "-e",
+            "normal,no-proc-macro",
+            "-p",
+            "risk",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(
+        tree.lines().any(|line| line.starts_with("redis v1.")),
+        "{tree}"
+    );
+    for test_only in [
+        "groundtruth-runtime",
+        "testcontainers",
+        "inventory",
+        "serde_json",
+    ] {
+        assert!(
+            !tree
+                .lines()
+                .any(|line| line.starts_with(&format!("{test_only} "))),
+            "`{test_only}` reaches the production build:\n{tree}"
+        );
+    }
+}
