@@ -112,6 +112,12 @@ impl TestContext {
         self.descriptor.category
     }
 
+    /// The harness's configuration, for fixtures that start their own
+    /// infrastructure (a `PgServer` migrates with it).
+    pub(crate) fn config(&self) -> &crate::config::Config {
+        self.infrastructure.config()
+    }
+
     /// Builds fixture `T` for this test.
     pub async fn fixture<T: Fixture>(&mut self) -> Result<T, FixtureError> {
         T::setup(self).await

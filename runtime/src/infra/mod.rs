@@ -4,6 +4,7 @@
 
 pub mod postgres;
 mod process;
+pub mod proxy;
 
 use std::fmt;
 use std::sync::Arc;
@@ -61,6 +62,11 @@ impl Infrastructure {
             config,
             postgres: OnceCell::new(),
         }
+    }
+
+    /// The harness's configuration (migrations, image).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// PostgreSQL for this run, started (and migrated) on first call.

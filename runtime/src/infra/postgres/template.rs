@@ -316,7 +316,7 @@ async fn migrate(template: &PgConnectOptions, config: &Config) -> Result<usize, 
 
 /// "migration migrations/0003_orders.sql failed: ..." with PostgreSQL's own
 /// words, once, instead of a stack trace per test.
-fn migration_error(
+pub(crate) fn migration_error(
     error: sqlx::migrate::MigrateError,
     migrator: &sqlx::migrate::Migrator,
     dir: Option<&Path>,

@@ -1,0 +1,181 @@
+//! Exclusive infrastructure a test can break and heal: `PgServer`'s
+//! controls and `TcpProxy`'s, checked directly, then the example's outage
+//! incidents through real cargo and the JSON report.
+
+use std::time::{Duration, Instant};
+
+use groundtruth::{PgServer, TcpProxy};
+use sqlx::{Connection, PgConnection};
+
+
+/// How long a query may take before a test says the server did not answer.
+const NO_ANSWER: Duration = Duration::from_millis(300);
+
+async fn count(connection: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(connection)
+        .await
+}
+
+async fn answers(server: &PgServer) -> bool {
+    let attempt = async {
+        let mut connection = server.connect().await?;
+        count(&mut connection).await
+    };
+    matches!(
+        tokio::time::timeout(NO_ANSWER * 5, attempt).await,
+        Ok(Ok(_))
+    )
+}
+
+#[groundtruth::test(category = "error", timeout = "2m")]
+async fn a_server_stopped_and_started_keeps_its_data_and_address(server: PgServer) {
+    let mut connection = server.connect().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept')")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let url = server.url();
+
+    server.stop().await.unwrap();
+    let error = count(&mut connection).await.unwrap_err();
+    assert!(
+        error.to_string().contains("terminating connection") || matches!(error, sqlx::Error::Io(_)),
+        "{error}"
+    );
+    let refused = server.connect().await.unwrap_err();
+    assert!(matches!(refused, sqlx::Error::Io(_)), "{refused}");
+
+    server.start().await.unwrap();
+    assert_eq!(server.url(), url);
+    let mut again = PgConnection::connect(&url).await.unwrap();
+    assert_eq!(count(&mut again).await.unwrap(), 1);
+
+    server.restart().await.unwrap();
+    assert!(answers(&server).await);
+}
+
+#[groundtruth::test(category = "error", timeout = "2m")]
+async fn a_paused_server_accepts_but_never_answers_until_resumed(server: PgServer) {
+    let mut connection = server.connect().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE notes (body text)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    server.pause().await.unwrap();
+    let started = Instant::now();
+    let hung = tokio::time::timeout(NO_ANSWER, count(&mut connection)).await;
+    assert!(hung.is_err(), "a paused server answered: {hung:?}");
+    // New connections are accepted by the kernel and then hang too.
+    let connecting = tokio::time::timeout(NO_ANSWER, server.connect()).await;
+    assert!(connecting.is_err(), "a paused server let a client in");
+    assert!(started.elapsed() < NO_ANSWER * 4);
+
+    server.resume().await.unwrap();
+    assert!(answers(&server).await);
+}
+
+#[groundtruth::test(category = "error", timeout = "2m")]
+async fn terminating_connections_ends_every_client_but_the_server_stays(server: PgServer) {
+    let mut first = server.connect().await.unwrap();
+    let mut second = server.connect().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE notes (body text)")
+        .execute(&mut first)
+        .await
+        .unwrap();
+
+    assert_eq!(server.terminate_connections().await.unwrap(), 2);
+    for connection in [&mut first, &mut second] {
+        let error = count(connection).await.unwrap_err();
+        assert!(
+            error.to_string().contains("terminating connection")
+                || matches!(error, sqlx::Error::Io(_)),
+            "{error}"
+        );
+    }
+    assert!(answers(&server).await);
+    assert_eq!(server.terminate_connections().await.unwrap(), 0);
+}
+
+#[groundtruth::test(category = "error", timeout = "2m")]
+async fn a_proxy_cuts_black_holes_delays_and_restores(server: PgServer) {
+    let proxy = TcpProxy::to(&server).await.unwrap();
+    assert_eq!(
+        proxy.url(),
+        server
+            .url()
+            .replace(&server.addr().to_string(), &proxy.addr().to_string())
+    );
+    let mut connection = PgConnection::connect(&proxy.url()).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE notes (body text)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    // A cut resets the live connection at once, and every new one.
+    proxy.cut();
+    let started = Instant::now();
+    let error = count(&mut connection).await.unwrap_err();
+    assert!(matches!(error, sqlx::Error::Io(_)), "{error}");
+    let refused = PgConnection::connect(&proxy.url()).await.unwrap_err();
+    assert!(matches!(refused, sqlx::Error::Io(_)), "{refused}");
+    assert!(started.elapsed() < NO_ANSWER, "{:?}", started.elapsed());
+    // The server itself never noticed.
+    assert!(answers(&server).await);
+
+    proxy.restore();
+    let mut connection = PgConnection::connect(&proxy.url()).await.unwrap();
+    assert_eq!(count(&mut connection).await.unwrap(), 0);
+
+    // A black hole answers nothing, then delivers once restored.
+    proxy.blackhole();
+    let held = tokio::time::timeout(NO_ANSWER, count(&mut connection)).await;
+    assert!(held.is_err(), "a black-holed proxy answered: {held:?}");
+    let connecting = tokio::time::timeout(NO_ANSWER, PgConnection::connect(&proxy.url())).await;
+    assert!(connecting.is_err(), "a black-holed proxy let a client in");
+    proxy.restore();
+    let mut connection = PgConnection::connect(&proxy.url()).await.unwrap();
+    assert_eq!(count(&mut connection).await.unwrap(), 0);
+
+    // Latency is added each way: a query and its answer take twice it.
+    proxy.set_latency(Duration::from_millis(100));
+    let started = Instant::now();
+    count(&mut connection).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    proxy.set_latency(Duration::ZERO);
+    let started = Instant::now();
+    count(&mut connection).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[groundtruth::test(category = "error", timeout = "2m")]
+async fn a_proxy_to_a_stopped_server_resets_its_clients(server: PgServer) {
+    let proxy = server.proxy().await.unwrap();
+    server.stop().await.unwrap();
+    let error = PgConnection::connect(&proxy.url()).await.unwrap_err();
+    assert!(matches!(error, sqlx::Error::Io(_)), "{error}");
+    server.start().await.unwrap();
+    PgConnection::connect(&proxy.url()).await.unwrap();
+}
+
+#[groundtruth::test(category = "error", timeout = "2m")]
+async fn wrong_credentials_are_refused_over_tcp(server: PgServer) {
+    let error = PgConnection::connect(&server.url_as("postgres", "not-the-password"))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("password authentication failed for user \"postgres\""),
+        "{error}"
+    );
+}
