@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use groundtruth::{PgServer, TcpProxy};
 use sqlx::{Connection, PgConnection};
 
-
 /// How long a query may take before a test says the server did not answer.
 const NO_ANSWER: Duration = Duration::from_millis(300);
 
@@ -177,5 +176,70 @@ async fn wrong_credentials_are_refused_over_tcp(server: PgServer) {
             .to_string()
             .contains("password authentication failed for user \"postgres\""),
         "{error}"
+    );
+}
+
+/// The Docker source: the same controls on a container of the test's own,
+/// which is gone once the server is dropped.
+#[groundtruth::test(category = "error", timeout = "5m")]
+async fn a_container_of_the_tests_own_breaks_heals_and_is_removed() {
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    if docker(&["version", "--format", "{{.Server.Version}}"]).is_none() {
+        groundtruth::skip("no Docker engine answers on this machine");
+    }
+    let image =
+        std::env::var("GROUNDTRUTH_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:15".to_owned());
+    if docker(&["image", "inspect", &image]).is_none() {
+        groundtruth::skip(format!(
+            "image {image} is not here and no registry may be reachable: build it with .ci/postgres-image.sh"
+        ));
+    }
+    let ours = format!("label=groundtruth.exclusive.pid={}", std::process::id());
+    let server = PgServer::docker(&groundtruth::Config::new().no_migrations())
+        .await
+        .unwrap();
+    assert!(
+        server.describe().starts_with("container "),
+        "{}",
+        server.describe()
+    );
+    let mut connection = server.connect().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept')")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    server.stop().await.unwrap();
+    assert!(count(&mut connection).await.is_err());
+    assert!(server.connect().await.is_err());
+    server.start().await.unwrap();
+    let mut connection = server.connect().await.unwrap();
+    assert_eq!(count(&mut connection).await.unwrap(), 1);
+
+    server.pause().await.unwrap();
+    let hung = tokio::time::timeout(NO_ANSWER, count(&mut connection)).await;
+    assert!(hung.is_err(), "a paused container answered: {hung:?}");
+    server.resume().await.unwrap();
+    assert_eq!(count(&mut connection).await.unwrap(), 1);
+
+    assert_eq!(server.terminate_connections().await.unwrap(), 1);
+    assert!(count(&mut connection).await.is_err());
+    assert!(answers(&server).await);
+
+    // Dropped while paused: still removed, with its volume.
+    server.pause().await.unwrap();
+    assert!(docker(&["ps", "-aq", "--filter", &ours]).is_some_and(|ids| !ids.is_empty()));
+    drop(server);
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &ours]).as_deref(),
+        Some(""),
+        "the test's container outlived it"
     );
 }

@@ -16,6 +16,11 @@ use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
 use crate::infra::postgres::exclusive::local::free_port;
 
+/// Carries the harness's pid. Not the shared server's `groundtruth.pid`:
+/// a run checking that its shared container is gone must not see a test's
+/// own container still at work.
+pub(crate) const LABEL: &str = "groundtruth.exclusive.pid";
+
 /// How long a container may take to accept connections (a fresh one runs
 /// initdb first).
 const READY_LIMIT: Duration = Duration::from_secs(60);
@@ -41,7 +46,7 @@ impl DockerServer {
     /// Runs a container of `name:tag` with its port on a free host port,
     /// and waits until it accepts TCP connections.
     pub(crate) async fn start(name: &str, tag: &str) -> Result<Self, InfraError> {
-        super::remove_orphan_containers_once();
+        remove_orphans_once();
         let image = format!("{name}:{tag}");
         let mut attempts = 0;
         loop {
@@ -50,9 +55,7 @@ impl DockerServer {
                 "run",
                 "--detach",
                 "--label",
-                &format!("groundtruth.pid={}", std::process::id()),
-                "--label",
-                "groundtruth.exclusive=1",
+                &format!("{LABEL}={}", std::process::id()),
                 "--env",
                 &format!("POSTGRES_PASSWORD={PASSWORD}"),
                 "--publish",
@@ -229,4 +232,37 @@ async fn checked(action: &str, args: &[&str]) -> Result<(), InfraError> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
+}
+
+/// Containers of harnesses that died (`kill -9`), paused or not; once per
+/// process.
+fn remove_orphans_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(output) = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "--all",
+                "--filter",
+                &format!("label={LABEL}"),
+                "--format",
+                &format!("{{{{.ID}}}} {{{{.Label \"{LABEL}\"}}}}"),
+            ])
+            .output()
+        else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Some((id, pid)) = line.split_once(' ') else {
+                continue;
+            };
+            if pid
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|pid| !crate::infra::process::is_alive(pid))
+            {
+                super::remove_container(id);
+            }
+        }
+    });
 }

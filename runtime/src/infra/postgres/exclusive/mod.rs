@@ -395,13 +395,6 @@ fn remove_container(id: &str) {
     docker(&["rm", "--force", "--volumes", id]);
 }
 
-/// Containers of harnesses that died (`kill -9`), once per process.
-#[cfg(feature = "docker")]
-fn remove_orphan_containers_once() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(crate::infra::postgres::docker::remove_orphans);
-}
-
 fn sql_error(error: sqlx::Error) -> InfraError {
     InfraError::new(format!("PostgreSQL: {error}"))
 }
