@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use groundtruth::{PgServer, TcpProxy};
 use sqlx::{Connection, PgConnection};
 
+use crate::support::cargo_test_example;
+
 /// How long a query may take before a test says the server did not answer.
 const NO_ANSWER: Duration = Duration::from_millis(300);
 
@@ -241,5 +243,132 @@ async fn a_container_of_the_tests_own_breaks_heals_and_is_removed() {
         docker(&["ps", "-aq", "--filter", &ours]).as_deref(),
         Some(""),
         "the test's container outlived it"
+    );
+}
+
+/// The example's outage incidents, each switched on by a feature and
+/// caught by its `error` test with its message. The hung database is
+/// reported at the test's own timeout, and the server it left paused is
+/// gone after the run: no directory, no process.
+#[groundtruth::test(category = "e2e", timeout = "20m")]
+fn each_outage_incident_is_caught_by_its_test() {
+    let runtime = std::env::temp_dir().join(format!("gt-outages-{}", std::process::id()));
+    std::fs::create_dir_all(&runtime).unwrap();
+    let runtime_dir = runtime.to_string_lossy().into_owned();
+    let env = [
+        ("GROUNDTRUTH_POSTGRES", "local"),
+        ("GROUNDTRUTH_RUNTIME_DIR", runtime_dir.as_str()),
+    ];
+    let args = ["--category", "error", "--format", "json"];
+
+    let healthy = cargo_test_example("operations", &[], &args, &env);
+    assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
+    assert_eq!(healthy.finished().len(), 6, "{}", healthy.stdout);
+
+    let broken = cargo_test_example("operations", &["bug-pool-never-reestablished"], &args, &env);
+    assert_eq!(broken.code, 101, "{}\n{}", broken.stdout, broken.stderr);
+    let event = &broken.finished()["harness::outages::a_database_stopped_mid_operation_is_an_error_then_recovers"];
+    assert_eq!(event["outcome"], "failed");
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "panicked: the database is back, but the service still fails: the database is unavailable: "
+        ),
+        "{message}"
+    );
+
+    let broken = cargo_test_example("operations", &["bug-no-query-timeout"], &args, &env);
+    assert_eq!(broken.code, 101, "{}\n{}", broken.stdout, broken.stderr);
+    let event =
+        &broken.finished()["harness::outages::a_hung_database_times_out_within_the_query_timeout"];
+    assert_eq!(event["outcome"], "timed_out");
+    assert_eq!(
+        event["message"],
+        "timed out after 15.000s; the test was stopped (set `timeout = \"...\"` on the test or pass --timeout to allow more)"
+    );
+    assert!(
+        event["location"].as_str().is_some_and(
+            |location| location.starts_with("examples/operations/tests/harness/outages.rs:")
+        ),
+        "{event}"
+    );
+    assert_eq!(
+        leftovers(&runtime),
+        Vec::<String>::new(),
+        "the timed-out test's server outlived it"
+    );
+
+    let broken = cargo_test_example("operations", &["bug-opaque-credentials-panic"], &args, &env);
+    assert_eq!(broken.code, 101, "{}\n{}", broken.stdout, broken.stderr);
+    let event =
+        &broken.finished()["harness::outages::wrong_credentials_fail_startup_naming_the_problem"];
+    assert_eq!(event["outcome"], "failed");
+    assert_eq!(
+        event["message"],
+        "panicked: called `Option::unwrap()` on a `None` value"
+    );
+    assert!(
+        event["location"]
+            .as_str()
+            .is_some_and(|location| location.starts_with("examples/operations/src/service.rs:")),
+        "{event}"
+    );
+    let _ = std::fs::remove_dir_all(&runtime);
+}
+
+/// Servers left under a runtime directory: cluster directories, and
+/// processes (paused or not) working inside it.
+fn leftovers(runtime: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for user_dir in std::fs::read_dir(runtime).into_iter().flatten().flatten() {
+        for cluster in std::fs::read_dir(user_dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            found.push(cluster.path().display().to_string());
+        }
+    }
+    for process in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(cwd) = std::fs::read_link(process.path().join("cwd"))
+            && cwd.starts_with(runtime)
+        {
+            found.push(format!("process {}", process.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// With only a URL source, no test can have a server of its own: the
+/// fixture fails and says what to do.
+#[groundtruth::test(category = "e2e", timeout = "15m")]
+fn a_url_source_cannot_give_a_test_its_own_server() {
+    let run = cargo_test_example(
+        "operations",
+        &[],
+        &[
+            "--exact",
+            "harness::outages::wrong_credentials_fail_startup_naming_the_problem",
+            "--format",
+            "json",
+        ],
+        &[
+            ("GROUNDTRUTH_POSTGRES", "url"),
+            ("DATABASE_URL", "postgres://app@127.0.0.1:1/app"),
+        ],
+    );
+    assert_eq!(run.code, 101, "{}\n{}", run.stdout, run.stderr);
+    let finished = run.finished();
+    let event = &finished["harness::outages::wrong_credentials_fail_startup_naming_the_problem"];
+    assert_eq!(event["outcome"], "failed");
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("fixture failed: no PostgreSQL of the test's own"),
+        "{message}"
+    );
+    assert!(
+        message.contains("a server named by a URL is shared")
+            && message.contains("set GROUNDTRUTH_POSTGRES=local"),
+        "{message}"
     );
 }
