@@ -67,9 +67,9 @@ enum Backend {
 
 impl PgServer {
     /// Starts a server from the source `GROUNDTRUTH_POSTGRES` forces, else
-    /// the one the run's shared server would use (Docker when an engine
-    /// answers and the image is here, else local binaries), and migrates
-    /// its database with `config`'s migrations.
+    /// from local binaries when there are some (a server per test must
+    /// start fast: about 0.1 s against seconds for a container), else
+    /// Docker; and migrates its database with `config`'s migrations.
     pub async fn new(config: &Config) -> Result<Self, InfraError> {
         match choose(config)? {
             Source::Docker => Self::docker(config).await,
@@ -326,7 +326,9 @@ impl Fixture for PgServer {
 }
 
 /// The source of an exclusive server: `GROUNDTRUTH_POSTGRES` if set (a URL
-/// is refused), else what the shared server would choose, never a URL.
+/// is refused), else local binaries, else Docker. Unlike the shared server
+/// (started once, so a container's seconds hardly matter), one starts per
+/// test, so the fast source comes first.
 fn choose(config: &Config) -> Result<Source, InfraError> {
     match Source::forced()? {
         Some(Source::Url) => Err(InfraError::new(
@@ -334,11 +336,12 @@ fn choose(config: &Config) -> Result<Source, InfraError> {
         )),
         Some(source) => Ok(source),
         None => {
-            let binaries = super::local::find_binaries();
-            match (super::docker_status(config), binaries) {
-                (Ok(true), _) | (Ok(false), None) => Ok(Source::Docker),
-                (_, Some(_)) => Ok(Source::Local),
-                (Err(docker), None) => Err(InfraError::new(format!(
+            if super::local::find_binaries().is_some() {
+                return Ok(Source::Local);
+            }
+            match super::docker_status(config) {
+                Ok(_) => Ok(Source::Docker),
+                Err(docker) => Err(InfraError::new(format!(
                     "no PostgreSQL of the test's own: Docker is not usable ({docker}), and no initdb was found (looked in {}); install postgresql or start Docker (a URL names a shared server, which a test cannot stop)",
                     super::local::SEARCHED
                 ))),
