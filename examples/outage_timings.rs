@@ -190,9 +190,12 @@ fn docker_available(image: &str) -> bool {
     ok(&["version", "--format", "{{.Server.Version}}"]) && ok(&["image", "inspect", image])
 }
 
+/// Samples of one measurement, when it was made.
+type Samples = Option<Vec<Duration>>;
+
 #[derive(Default)]
 struct Table {
-    rows: Vec<(&'static str, Option<Vec<Duration>>, Option<Vec<Duration>>)>,
+    rows: Vec<(&'static str, Samples, Samples)>,
 }
 
 impl Table {
