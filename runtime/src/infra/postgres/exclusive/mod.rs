@@ -18,7 +18,7 @@ mod docker;
 mod local;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool};
@@ -251,26 +251,40 @@ impl PgServer {
         let mut admin = PgConnection::connect_with(&self.admin_options())
             .await
             .map_err(sql_error)?;
-        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
-            .fetch_one(&mut admin)
-            .await
-            .map_err(sql_error)?;
-        // From 14 on, wait (up to 5 s) until each backend is gone, so the
-        // next query of a client finds its connection already dead.
-        let terminate = if version >= 140_000 {
-            "pg_terminate_backend(pid, 5000)"
-        } else {
-            "pg_terminate_backend(pid)"
-        };
-        let ended: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT count(*) FILTER (WHERE {terminate}) FROM pg_stat_activity
-             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        )))
-        .fetch_one(&mut admin)
+        // Listed first: in one statement, nothing guarantees the filter on
+        // our own pid runs before pg_terminate_backend does.
+        let clients: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut admin)
         .await
         .map_err(sql_error)?;
+        let ended: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM unnest($1::int[]) AS clients(pid) WHERE pg_terminate_backend(pid)",
+        )
+        .bind(&clients)
+        .fetch_all(&mut admin)
+        .await
+        .map_err(sql_error)?;
+        // Return once they are gone, so that a client's next query finds
+        // its connection dead. (`pg_terminate_backend(pid, timeout)` waits
+        // too, but in steps of 100 ms.)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&ended)
+                    .fetch_one(&mut admin)
+                    .await
+                    .map_err(sql_error)?;
+            if left == 0 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         let _ = admin.close().await;
-        Ok(ended as u64)
+        Ok(ended.len() as u64)
     }
 
     /// A [`TcpProxy`] in front of this server.
