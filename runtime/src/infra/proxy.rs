@@ -36,7 +36,9 @@ impl fmt::Display for Upstream {
 /// A server a [`TcpProxy`] can stand in front of: where to forward, and the
 /// URL a client uses to reach it through the proxy.
 pub trait ProxyTarget {
+    /// Where the proxy forwards.
     fn upstream(&self) -> Upstream;
+    /// The URL a client uses to reach the target through `proxy`.
     fn url_through(&self, proxy: SocketAddr) -> String;
 }
 

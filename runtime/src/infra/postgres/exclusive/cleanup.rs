@@ -15,6 +15,7 @@ enum Live {
         postmaster: u32,
         root: PathBuf,
     },
+    // Only containers make these, and only with the `docker` feature.
     #[cfg_attr(not(feature = "docker"), allow(dead_code))]
     Docker {
         id: String,

@@ -4,7 +4,7 @@
 //! applied to its database `groundtruth`.
 //!
 //! It comes from local binaries (a cluster copied from the cached pristine
-//! data directory, ready in about 0.1 s) or, with the `docker` feature, a
+//! data directory, ready in about 0.3 s) or, with the `docker` feature, a
 //! container of its own; `GROUNDTRUTH_POSTGRES` chooses as it does for the
 //! shared server. A server named by a URL cannot be one test's to break.
 //!
@@ -68,7 +68,7 @@ enum Backend {
 impl PgServer {
     /// Starts a server from the source `GROUNDTRUTH_POSTGRES` forces, else
     /// from local binaries when there are some (a server per test must
-    /// start fast: about 0.1 s against seconds for a container), else
+    /// start fast: about 0.3 s against 5 for a container), else
     /// Docker; and migrates its database with `config`'s migrations.
     pub async fn new(config: &Config) -> Result<Self, InfraError> {
         match choose(config)? {
