@@ -27,7 +27,8 @@ pub use wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
 pub use groundtruth_runtime::{
-    Config, Db, Failure, Fixture, FixtureError, Needs, TestContext, TestResult, skip,
+    Config, Db, Failure, Fixture, FixtureError, InfraError, Needs, PgServer, ProxyTarget, TcpProxy,
+    TestContext, TestResult, Upstream, skip,
 };
 
 /// Redis fixtures (feature `redis`): the test's own database on the run's

@@ -11,6 +11,8 @@ mod cli;
 mod enums;
 #[path = "harness/incidents.rs"]
 mod incidents;
+#[path = "harness/outages.rs"]
+mod outages;
 #[path = "harness/postgres.rs"]
 mod postgres;
 #[path = "harness/redis.rs"]

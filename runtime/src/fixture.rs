@@ -137,7 +137,8 @@ impl TestContext {
         async move { infrastructure.service::<S>().await }
     }
 
-    /// The run's configuration (images, migrations).
+    /// The run's configuration (images, migrations), for fixtures that
+    /// start their own infrastructure (a `PgServer` migrates with it).
     pub fn config(&self) -> &crate::config::Config {
         self.infrastructure.config()
     }

@@ -42,6 +42,12 @@ pub use db::Db;
 #[cfg(feature = "harness")]
 pub use fixture::{Fixture, FixtureError, TestContext};
 #[cfg(feature = "harness")]
+pub use infra::InfraError;
+#[cfg(feature = "harness")]
+pub use infra::postgres::exclusive::PgServer;
+#[cfg(feature = "harness")]
+pub use infra::proxy::{ProxyTarget, TcpProxy, Upstream};
+#[cfg(feature = "harness")]
 pub use registry::{Needs, TestDescriptor};
 #[cfg(feature = "harness")]
 pub use runner::{Failure, TestResult, main, main_with, skip};

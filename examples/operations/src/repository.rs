@@ -2,11 +2,13 @@
 //! PostgreSQL implementation (with the read cache the service's reads use).
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use crate::model::{NewOperation, Operation, OperationId, OperationStatus};
 
@@ -34,14 +36,58 @@ pub trait OperationsRepository: Send + Sync {
 #[derive(Debug)]
 pub struct PgOperationsRepository {
     pool: PgPool,
+    /// One connection kept for every query instead of the pool's.
+    pinned: Option<tokio::sync::Mutex<PgConnection>>,
     cache: Mutex<HashMap<OperationId, Operation>>,
+}
+
+/// The connection one query runs on.
+enum Handle<'a> {
+    Pooled(PoolConnection<Postgres>),
+    Pinned(tokio::sync::MutexGuard<'a, PgConnection>),
+}
+
+impl Deref for Handle<'_> {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Handle::Pooled(connection) => connection,
+            Handle::Pinned(connection) => connection,
+        }
+    }
+}
+
+impl DerefMut for Handle<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Handle::Pooled(connection) => connection,
+            Handle::Pinned(connection) => connection,
+        }
+    }
 }
 
 impl PgOperationsRepository {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
+            pinned: None,
             cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every query on `connection`, never on a fresh one from `pool`.
+    pub fn pinned(connection: PgConnection, pool: PgPool) -> Self {
+        Self {
+            pinned: Some(tokio::sync::Mutex::new(connection)),
+            ..Self::new(pool)
+        }
+    }
+
+    async fn connection(&self) -> Result<Handle<'_>, sqlx::Error> {
+        match &self.pinned {
+            Some(connection) => Ok(Handle::Pinned(connection.lock().await)),
+            None => Ok(Handle::Pooled(self.pool.acquire().await?)),
         }
     }
 
@@ -87,7 +133,7 @@ impl OperationsRepository for PgOperationsRepository {
         )
         .bind(&new.kind)
         .bind(&new.symbol)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.connection().await?)
         .await?;
         let operation = from_row(row);
         self.remember(&operation);
@@ -98,7 +144,7 @@ impl OperationsRepository for PgOperationsRepository {
         let row: Option<Row> =
             sqlx::query_as("SELECT id, kind, symbol, status FROM operations WHERE id = $1")
                 .bind(id.0)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.connection().await?)
                 .await?;
         Ok(row.map(from_row))
     }
@@ -111,13 +157,14 @@ impl OperationsRepository for PgOperationsRepository {
         sqlx::query("UPDATE operations SET status = $2, last_heartbeat_at = now() WHERE id = $1")
             .bind(id.0)
             .bind(status.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         Ok(())
     }
 
     async fn cancel(&self, id: OperationId) -> Result<(), sqlx::Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut connection = self.connection().await?;
+        let mut transaction = connection.begin().await?;
         sqlx::query("UPDATE operations SET status = 'CANCELLED' WHERE id = $1 AND status IN ('PENDING', 'RUNNING')")
             .bind(id.0)
             .execute(&mut *transaction)
@@ -135,7 +182,7 @@ impl OperationsRepository for PgOperationsRepository {
              WHERE status = 'RUNNING' AND last_heartbeat_at < now() - make_interval(secs => $1)",
         )
         .bind(silence.as_secs_f64())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(rows.into_iter().map(from_row).collect())
     }
@@ -150,7 +197,7 @@ impl OperationsRepository for PgOperationsRepository {
             .bind(id.0)
             .bind(feature)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         Ok(())
     }
@@ -158,7 +205,7 @@ impl OperationsRepository for PgOperationsRepository {
     async fn delete(&self, id: OperationId) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM operations WHERE id = $1")
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await?;
         self.cache
             .lock()

@@ -2,7 +2,9 @@
 //! builds at startup.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -20,6 +22,16 @@ pub enum ServiceError {
     NoRepository,
     NotFound(OperationId),
     Database(sqlx::Error),
+    /// The database cannot be reached, or it ended the connection: worth
+    /// retrying later, not a bug in the request.
+    Unavailable(sqlx::Error),
+    /// The database did not answer within the configured query timeout.
+    Timeout(Duration),
+    /// The service could not connect at startup (the URL's password hidden).
+    Connect {
+        database: String,
+        source: sqlx::Error,
+    },
     Configuration(String),
 }
 
@@ -29,6 +41,15 @@ impl std::fmt::Display for ServiceError {
             ServiceError::NoRepository => f.write_str("the operations service has no repository"),
             ServiceError::NotFound(id) => write!(f, "operation {id} not found"),
             ServiceError::Database(error) => write!(f, "database: {error}"),
+            ServiceError::Unavailable(error) => write!(f, "the database is unavailable: {error}"),
+            ServiceError::Timeout(limit) => write!(
+                f,
+                "the database did not answer within {} ms",
+                limit.as_millis()
+            ),
+            ServiceError::Connect { database, source } => {
+                write!(f, "cannot connect to the database at {database}: {source}")
+            }
             ServiceError::Configuration(error) => write!(f, "configuration: {error}"),
         }
     }
@@ -38,7 +59,25 @@ impl std::error::Error for ServiceError {}
 
 impl From<sqlx::Error> for ServiceError {
     fn from(error: sqlx::Error) -> Self {
-        ServiceError::Database(error)
+        let unavailable = match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // 57P: operator intervention (shutdown, terminated backend);
+            // 08: connection exception.
+            sqlx::Error::Database(database) => database
+                .code()
+                .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+            _ => false,
+        };
+        if unavailable {
+            ServiceError::Unavailable(error)
+        } else {
+            ServiceError::Database(error)
+        }
     }
 }
 
@@ -53,6 +92,8 @@ pub struct OperationsService {
     checkpoints: Option<Arc<CheckpointService>>,
     /// Status of operations as last seen, for the status endpoint.
     cache: Mutex<HashMap<OperationId, OperationStatus>>,
+    /// How long one call may wait on the database (none: forever).
+    query_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for OperationsService {
@@ -76,6 +117,52 @@ impl OperationsService {
             metrics,
             checkpoints,
             cache: Mutex::new(HashMap::new()),
+            query_timeout: None,
+        }
+    }
+
+    /// The service as the server runs it: its pool connected at startup
+    /// (wrong credentials are an error here, naming the problem), every
+    /// call bounded by the settings' query timeout.
+    pub async fn connect(settings: &Settings) -> Result<Self, ServiceError> {
+        let pool = if cfg!(feature = "bug-opaque-credentials-panic") {
+            // The incident: the reason is thrown away so startup can "go
+            // on", and the missing pool is unwrapped with nothing to tell.
+            let pool: Option<PgPool> = settings.connect_pool().await.ok();
+            pool.unwrap()
+        } else {
+            settings.connect_pool().await?
+        };
+        let repository = if cfg!(feature = "bug-pool-never-reestablished") {
+            // The incident: one connection, taken from the pool at startup,
+            // serves every query; once the server drops it, nothing
+            // replaces it.
+            PgOperationsRepository::pinned(pool.acquire().await?.detach(), pool.clone())
+        } else {
+            PgOperationsRepository::new(pool.clone())
+        };
+        let mut service = Self::new(
+            Some(Arc::new(repository)),
+            Some(Arc::new(Metrics::new())),
+            Some(Arc::new(CheckpointService::new(Some(pool)))),
+        );
+        service.query_timeout = Some(settings.query_timeout);
+        Ok(service)
+    }
+
+    /// Runs one call under the query timeout, if one is set.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        match self.query_timeout {
+            // The incident: the configured timeout is never applied, so a
+            // hung database hangs every caller.
+            Some(_) if cfg!(feature = "bug-no-query-timeout") => call.await,
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(ServiceError::Timeout(limit))),
+            None => call.await,
         }
     }
 
@@ -106,44 +193,61 @@ impl OperationsService {
     }
 
     pub async fn create_operation(&self, new: NewOperation) -> Result<Operation, ServiceError> {
-        let operation = self.repository()?.insert(&new).await?;
+        let operation = self
+            .bounded(async { Ok(self.repository()?.insert(&new).await?) })
+            .await?;
         self.cache(operation.id, operation.status);
         self.count("operations_created");
         Ok(operation)
     }
 
     pub async fn get(&self, id: OperationId) -> Result<Operation, ServiceError> {
-        self.repository()?
-            .get(id)
-            .await?
-            .ok_or(ServiceError::NotFound(id))
+        self.bounded(async {
+            self.repository()?
+                .get(id)
+                .await?
+                .ok_or(ServiceError::NotFound(id))
+        })
+        .await
     }
 
     pub async fn start(&self, id: OperationId) -> Result<(), ServiceError> {
-        self.repository()?
-            .set_status(id, OperationStatus::Running)
-            .await?;
+        self.bounded(async {
+            Ok(self
+                .repository()?
+                .set_status(id, OperationStatus::Running)
+                .await?)
+        })
+        .await?;
         self.cache(id, OperationStatus::Running);
         Ok(())
     }
 
     /// Cancels the operation and saves a checkpoint to resume from.
     pub async fn cancel_operation(&self, id: OperationId, epoch: i32) -> Result<(), ServiceError> {
-        self.repository()?.cancel(id).await?;
-        self.cache(id, OperationStatus::Cancelled);
-        if let Some(checkpoints) = &self.checkpoints {
-            checkpoints
-                .save(id, CheckpointReason::Cancellation, epoch)
-                .await?;
-        }
+        self.bounded(async {
+            self.repository()?.cancel(id).await?;
+            self.cache(id, OperationStatus::Cancelled);
+            if let Some(checkpoints) = &self.checkpoints {
+                checkpoints
+                    .save(id, CheckpointReason::Cancellation, epoch)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await?;
         self.count("operations_cancelled");
         Ok(())
     }
 
     pub async fn mark_failed(&self, id: OperationId) -> Result<(), ServiceError> {
-        self.repository()?
-            .set_status(id, OperationStatus::Failed)
-            .await?;
+        self.bounded(async {
+            Ok(self
+                .repository()?
+                .set_status(id, OperationStatus::Failed)
+                .await?)
+        })
+        .await?;
         self.mark_failed_in_cache(id);
         self.count("operations_failed");
         Ok(())
@@ -159,7 +263,8 @@ impl OperationsService {
         &self,
         silence: std::time::Duration,
     ) -> Result<Vec<Operation>, ServiceError> {
-        Ok(self.repository()?.stale(silence).await?)
+        self.bounded(async { Ok(self.repository()?.stale(silence).await?) })
+            .await
     }
 
     pub async fn log_feature(
@@ -168,11 +273,13 @@ impl OperationsService {
         feature: &str,
         value: f64,
     ) -> Result<(), ServiceError> {
-        Ok(self.repository()?.log_feature(id, feature, value).await?)
+        self.bounded(async { Ok(self.repository()?.log_feature(id, feature, value).await?) })
+            .await
     }
 
     pub async fn delete(&self, id: OperationId) -> Result<(), ServiceError> {
-        Ok(self.repository()?.delete(id).await?)
+        self.bounded(async { Ok(self.repository()?.delete(id).await?) })
+            .await
     }
 }
 

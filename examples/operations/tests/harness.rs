@@ -1,12 +1,16 @@
 //! The operations service's groundtruth suite: the `#[wired]` factories of
 //! the crate, and the persistence and smoke tests below, each against a
-//! database of its own cloned from the migrated `migrations/`.
+//! database of its own cloned from the migrated `migrations/`; the `error`
+//! tests in `outages.rs`, each against a server of its own that it breaks.
 
 use groundtruth::Db;
 use operations::{NewOperation, OperationStatus, OperationsService, OrphanDetector};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "harness/outages.rs"]
+mod outages;
 
 groundtruth::main!(operations);
 

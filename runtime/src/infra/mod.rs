@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub(crate) mod process;
+pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;
 

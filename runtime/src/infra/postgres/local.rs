@@ -86,7 +86,7 @@ pub struct LocalCluster {
     pub binaries: Binaries,
 }
 
-pub(super) const SUPERUSER: &str = "postgres";
+pub(crate) const SUPERUSER: &str = "postgres";
 
 impl LocalCluster {
     /// Copies the pristine data directory (made once per version) and
@@ -266,7 +266,7 @@ impl Drop for LocalCluster {
 
 /// As root, the `postgres` account (PostgreSQL refuses root); otherwise the
 /// current user (`None`: no change).
-pub(super) fn server_account() -> Result<Option<Account>, InfraError> {
+pub(crate) fn server_account() -> Result<Option<Account>, InfraError> {
     if !process::is_root() {
         return Ok(None);
     }
@@ -279,7 +279,7 @@ pub(super) fn server_account() -> Result<Option<Account>, InfraError> {
 
 /// `<base>/groundtruth-<uid>`: clusters of this user's runs, one
 /// subdirectory each, readable by the server's account.
-pub(super) fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraError> {
+pub(crate) fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraError> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let root = runtime_base().join(format!("groundtruth-{uid}"));
@@ -358,7 +358,7 @@ fn remove_orphans(runtime_root: &Path) {
 
 /// The cached, freshly initdb'd data directory for this version, made on
 /// first use. Concurrent runs race to create it; the first rename wins.
-fn pristine_data_dir(
+pub(crate) fn pristine_data_dir(
     binaries: &Binaries,
     account: Option<Account>,
     runtime_root: &Path,
@@ -430,7 +430,7 @@ fn cache_dir() -> PathBuf {
     std::env::temp_dir().join("groundtruth-cache")
 }
 
-fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), InfraError> {
+pub(crate) fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), InfraError> {
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     if let Some(account) = account {
@@ -440,7 +440,7 @@ fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), InfraError> {
 }
 
 /// `cp -a`: a data directory's modes and owner must survive the copy.
-fn copy_dir(from: &Path, to: &Path) -> Result<(), InfraError> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), InfraError> {
     let output = Command::new("cp")
         .arg("-a")
         .arg(from)
@@ -459,12 +459,12 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), InfraError> {
     }
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> InfraError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> InfraError + '_ {
     move |error| InfraError::new(format!("{}: {error}", path.display()))
 }
 
 /// A per-process counter, so names made in one process never collide.
-fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

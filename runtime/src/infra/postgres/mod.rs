@@ -9,6 +9,7 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod exclusive;
 pub mod local;
 mod reset;
 pub mod shared;
@@ -35,7 +36,7 @@ pub enum Source {
 
 impl Source {
     /// `GROUNDTRUTH_POSTGRES`, if set.
-    fn forced() -> Result<Option<Source>, InfraError> {
+    pub(crate) fn forced() -> Result<Option<Source>, InfraError> {
         match std::env::var("GROUNDTRUTH_POSTGRES").as_deref() {
             Err(_) | Ok("") => Ok(None),
             Ok("url") => Ok(Some(Source::Url)),
@@ -217,14 +218,14 @@ impl Chosen {
 
 /// `Ok(image present)` when an engine answers, `Err(why not)` otherwise.
 #[cfg(feature = "docker")]
-fn docker_status(config: &Config) -> Result<bool, String> {
+pub(crate) fn docker_status(config: &Config) -> Result<bool, String> {
     docker::engine()?;
     let (name, tag) = config.image();
     Ok(docker::image_present(&name, &tag))
 }
 
 #[cfg(not(feature = "docker"))]
-fn docker_status(_config: &Config) -> Result<bool, String> {
+pub(crate) fn docker_status(_config: &Config) -> Result<bool, String> {
     Err("groundtruth was built without its `docker` feature".to_owned())
 }
 

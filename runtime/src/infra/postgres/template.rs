@@ -573,7 +573,7 @@ impl Schema {
 
 /// "migration migrations/0003_orders.sql failed: ..." with PostgreSQL's own
 /// words, once, instead of a stack trace per test.
-fn migration_error(
+pub(crate) fn migration_error(
     error: sqlx::migrate::MigrateError,
     migrator: &sqlx::migrate::Migrator,
     dir: Option<&Path>,

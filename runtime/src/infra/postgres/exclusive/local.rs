@@ -1,0 +1,499 @@
+//! A local PostgreSQL of one test's own: a copy of the cached pristine data
+//! directory, listening on 127.0.0.1 on a free port (and on a unix socket
+//! for the harness's own superuser connection), that the test may stop,
+//! start, pause and resume. Dropping it kills every process of the server,
+//! paused or not, and removes its directory.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::sync::Mutex;
+
+use super::{PASSWORD, cleanup};
+use crate::infra::InfraError;
+use crate::infra::postgres::local::{self, Binaries, SUPERUSER, io_error};
+use crate::infra::process::{self, Account};
+
+/// How long a fast shutdown may take before the server is killed.
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long a server may take to accept connections.
+const READY_LIMIT: Duration = Duration::from_secs(30);
+
+/// Prefix of the directories of exclusive servers under the runtime root:
+/// `exclusive-<harness pid>-<n>`.
+const PREFIX: &str = "exclusive-";
+
+/// Client authentication: the harness's superuser connection over the
+/// socket needs no password; TCP clients (the service, a proxy) must give
+/// one, so wrong credentials fail as they do in production.
+const HBA: &str = "\
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+";
+
+pub(crate) struct LocalServer {
+    root: PathBuf,
+    data: PathBuf,
+    socket_dir: PathBuf,
+    port: u16,
+    binaries: Binaries,
+    account: Option<Account>,
+    state: Mutex<Running>,
+    /// Key of this server in the exit-time cleanup list.
+    cleanup_key: u64,
+}
+
+/// The server process, if it runs, and the processes a pause stopped.
+#[derive(Default)]
+struct Running {
+    postmaster: Option<Child>,
+    paused: Vec<u32>,
+}
+
+impl std::fmt::Debug for LocalServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalServer")
+            .field("root", &self.root)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a start failed: another process took the port between choosing it
+/// and binding it (worth another port), or anything else.
+enum StartError {
+    PortTaken,
+    Other(InfraError),
+}
+
+impl LocalServer {
+    /// Copies the pristine data directory and starts the server on a free
+    /// port; sets the superuser's password for TCP clients.
+    pub(crate) async fn start(binaries: Binaries) -> Result<Self, InfraError> {
+        let account = local::server_account()?;
+        let runtime_root = local::runtime_root(account)?;
+        remove_orphans(&runtime_root);
+        let root = runtime_root.join(format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            local::unique()
+        ));
+        let data = root.join("data");
+        let socket_dir = root.join("socket");
+        let prepared = {
+            let (binaries, root, data, socket_dir) = (
+                binaries.clone(),
+                root.clone(),
+                data.clone(),
+                socket_dir.clone(),
+            );
+            // initdb (the first time) and the copy block; keep them off the
+            // runtime's workers.
+            tokio::task::spawn_blocking(move || {
+                local::make_dir(&root, account)?;
+                local::make_dir(&socket_dir, account)?;
+                let pristine = local::pristine_data_dir(&binaries, account, &runtime_root)?;
+                local::copy_dir(&pristine, &data)?;
+                let hba = root.join("pg_hba.conf");
+                fs::write(&hba, HBA).map_err(io_error(&hba))?;
+                let log = root.join("postgres.log");
+                fs::File::create(&log).map_err(io_error(&log))?;
+                if let Some(account) = account {
+                    process::chown(&log, account).map_err(io_error(&log))?;
+                    process::chown(&hba, account).map_err(io_error(&hba))?;
+                }
+                Ok::<(), InfraError>(())
+            })
+            .await
+            .map_err(|error| InfraError::new(format!("preparing the data directory: {error}")))
+            .and_then(|prepared| prepared)
+        };
+        if let Err(error) = prepared {
+            let _ = fs::remove_dir_all(&root);
+            return Err(error);
+        }
+        let mut server = LocalServer {
+            root,
+            data,
+            socket_dir,
+            port: 0,
+            binaries,
+            account,
+            state: Mutex::new(Running::default()),
+            cleanup_key: cleanup::next_key(),
+        };
+        // A port chosen free may be taken before the server binds it.
+        let mut attempts = 0;
+        loop {
+            server.port = free_port()?;
+            let mut state = server.state.lock().await;
+            match server.spawn(&mut state).await {
+                Ok(()) => break,
+                Err(StartError::PortTaken) if attempts < 3 => attempts += 1,
+                Err(StartError::PortTaken) => {
+                    return Err(InfraError::new(
+                        "the local PostgreSQL could not bind a free port on 127.0.0.1 after 4 tries",
+                    ));
+                }
+                Err(StartError::Other(error)) => return Err(error),
+            }
+        }
+        let mut admin = PgConnection::connect_with(&server.admin_options())
+            .await
+            .map_err(|error| InfraError::new(format!("PostgreSQL: {error}")))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER ROLE {SUPERUSER} PASSWORD '{PASSWORD}'"
+        )))
+        .execute(&mut admin)
+        .await
+        .map_err(|error| InfraError::new(format!("PostgreSQL: {error}")))?;
+        let _ = admin.close().await;
+        Ok(server)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The superuser on the unix socket: answers whatever a test did to
+    /// TCP clients (but not while the server is paused or stopped).
+    pub(crate) fn admin_options(&self) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .port(self.port)
+            .username(SUPERUSER)
+            .database("postgres")
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "local PostgreSQL {} on 127.0.0.1:{} ({})",
+            self.binaries.version,
+            self.port,
+            self.root.display()
+        )
+    }
+
+    /// Starts `postgres` on the data directory and waits until it accepts
+    /// connections.
+    async fn spawn(&self, state: &mut Running) -> Result<(), StartError> {
+        let log_path = self.root.join("postgres.log");
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .map_err(|error| StartError::Other(io_error(&log_path)(error)))?;
+        let log_offset = log.metadata().map(|meta| meta.len()).unwrap_or_default();
+        let stdout = log
+            .try_clone()
+            .map_err(|error| StartError::Other(io_error(&log_path)(error)))?;
+        let mut command = Command::new(self.binaries.dir.join("postgres"));
+        command
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-k")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!(
+                "hba_file={}",
+                self.root.join("pg_hba.conf").display()
+            ))
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=100",
+                "-c",
+                "unix_socket_permissions=0777",
+            ])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(log);
+        if let Some(account) = self.account {
+            command.uid(account.uid).gid(account.gid);
+        }
+        // SAFETY: the closure only calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(process::quit_with_parent);
+        }
+        let child = command.spawn().map_err(|error| {
+            StartError::Other(InfraError::new(format!(
+                "cannot start {}: {error}",
+                self.binaries.dir.join("postgres").display()
+            )))
+        })?;
+        cleanup::register_local(self.cleanup_key, child.id(), self.root.clone());
+        state.postmaster = Some(child);
+        let ready = self.wait_ready(state, log_offset).await;
+        if ready.is_err()
+            && let Some(mut child) = state.postmaster.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        ready
+    }
+
+    /// Polls `postmaster.pid`, whose eighth line reads `ready` once the
+    /// server accepts connections.
+    async fn wait_ready(&self, state: &mut Running, log_offset: u64) -> Result<(), StartError> {
+        let deadline = Instant::now() + READY_LIMIT;
+        let pid_file = self.data.join("postmaster.pid");
+        loop {
+            if let Ok(text) = fs::read_to_string(&pid_file)
+                && text
+                    .lines()
+                    .nth(7)
+                    .is_some_and(|status| status.trim() == "ready")
+            {
+                return Ok(());
+            }
+            if let Some(child) = &mut state.postmaster
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = self.log_since(log_offset);
+                if log.contains("could not bind") || log.contains("Address already in use") {
+                    return Err(StartError::PortTaken);
+                }
+                return Err(StartError::Other(InfraError::new(format!(
+                    "the local PostgreSQL exited at startup ({status}); its log:\n{log}"
+                ))));
+            }
+            if Instant::now() > deadline {
+                return Err(StartError::Other(InfraError::new(format!(
+                    "the local PostgreSQL was not ready after {} s; its log:\n{}",
+                    READY_LIMIT.as_secs(),
+                    self.log_since(log_offset)
+                ))));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The last lines the server wrote since `offset`.
+    fn log_since(&self, offset: u64) -> String {
+        let log = fs::read(self.root.join("postgres.log")).unwrap_or_default();
+        let log = String::from_utf8_lossy(log.get(offset as usize..).unwrap_or_default());
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Fast shutdown (what `pg_ctl stop` does): sessions are ended, the data
+    /// is kept; the port is closed until `start`.
+    pub(crate) async fn stop(&self) -> Result<(), InfraError> {
+        let mut state = self.state.lock().await;
+        resume_all(&mut state);
+        let Some(mut child) = state.postmaster.take() else {
+            return Ok(());
+        };
+        process::signal(child.id(), libc::SIGINT);
+        let deadline = Instant::now() + STOP_LIMIT;
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(InfraError::new(format!(
+                    "the local PostgreSQL did not stop within {} s of a fast shutdown and was killed; its log:\n{}",
+                    STOP_LIMIT.as_secs(),
+                    self.log_since(0)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped server again: same data, same port and socket.
+    pub(crate) async fn start_again(&self) -> Result<(), InfraError> {
+        let mut state = self.state.lock().await;
+        if let Some(child) = &mut state.postmaster
+            && matches!(child.try_wait(), Ok(None))
+        {
+            return Ok(());
+        }
+        state.postmaster = None;
+        match self.spawn(&mut state).await {
+            Ok(()) => Ok(()),
+            Err(StartError::PortTaken) => Err(InfraError::new(format!(
+                "cannot start the local PostgreSQL again: another process took its port {} while it was stopped",
+                self.port
+            ))),
+            Err(StartError::Other(error)) => Err(error),
+        }
+    }
+
+    /// Stops (SIGSTOP) the postmaster, then every process it started: the
+    /// sockets stay open, nothing answers.
+    pub(crate) async fn pause(&self) -> Result<(), InfraError> {
+        let mut state = self.state.lock().await;
+        if !state.paused.is_empty() {
+            return Ok(());
+        }
+        let Some(postmaster) = state.postmaster.as_ref().map(Child::id) else {
+            return Err(InfraError::new(
+                "cannot pause the local PostgreSQL: it is stopped (start it first)",
+            ));
+        };
+        // The postmaster first, so that it forks nothing after the listing.
+        process::signal(postmaster, libc::SIGSTOP);
+        let mut paused = vec![postmaster];
+        for child in children_of(postmaster) {
+            process::signal(child, libc::SIGSTOP);
+            paused.push(child);
+        }
+        state.paused = paused;
+        Ok(())
+    }
+
+    /// Continues every process `pause` stopped.
+    pub(crate) async fn resume(&self) -> Result<(), InfraError> {
+        resume_all(&mut *self.state.lock().await);
+        Ok(())
+    }
+}
+
+/// SIGCONT to the processes a pause stopped and to the server's current
+/// processes (a pause interrupted halfway leaves nothing stopped).
+fn resume_all(state: &mut Running) {
+    let mut processes = std::mem::take(&mut state.paused);
+    if let Some(postmaster) = state.postmaster.as_ref().map(Child::id) {
+        processes.extend(children_of(postmaster));
+        processes.push(postmaster);
+    }
+    for pid in processes {
+        process::signal(pid, libc::SIGCONT);
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        resume_all(state);
+        if let Some(mut child) = state.postmaster.take() {
+            // Immediate shutdown: the data is thrown away anyway.
+            process::signal(child.id(), libc::SIGQUIT);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+        cleanup::unregister(self.cleanup_key);
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+pub(crate) fn free_port() -> Result<u16, InfraError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|error| InfraError::new(format!("cannot find a free port on 127.0.0.1: {error}")))
+}
+
+/// Processes whose parent is `parent`: a postmaster's backends and
+/// auxiliary processes.
+#[cfg(target_os = "linux")]
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+            let after = stat.get(stat.rfind(')')? + 1..)?;
+            let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
+    Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .map(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Servers of harnesses that died without cleaning up (`kill -9`), maybe
+/// paused: every process working in their directory is killed (SIGKILL
+/// ends stopped processes too), then the directory is removed.
+fn remove_orphans(runtime_root: &Path) {
+    let Ok(entries) = fs::read_dir(runtime_root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process::is_alive(owner) {
+            continue;
+        }
+        for pid in working_in(&entry.path()) {
+            process::signal(pid, libc::SIGKILL);
+        }
+        let _ = fs::remove_dir_all(entry.path());
+    }
+}
+
+/// Processes whose working directory is inside `dir` (PostgreSQL's
+/// processes work in their data directory).
+#[cfg(target_os = "linux")]
+fn working_in(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = fs::read_link(entry.path().join("cwd")).ok()?;
+            cwd.starts_with(dir).then_some(pid)
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn working_in(dir: &Path) -> Vec<u32> {
+    let pid_file = dir.join("data/postmaster.pid");
+    let Some(postmaster) = fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
+    else {
+        return Vec::new();
+    };
+    let mut processes = children_of(postmaster);
+    processes.push(postmaster);
+    processes
+}
