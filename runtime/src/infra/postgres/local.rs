@@ -363,7 +363,8 @@ pub(crate) fn pristine_data_dir(
     account: Option<Account>,
     runtime_root: &Path,
 ) -> Result<PathBuf, InfraError> {
-    let cache = cache_dir().join(format!("postgres-{}", binaries.version));
+    // `-wal1`: made with 1 MB WAL segments (see below), not initdb's 16 MB.
+    let cache = cache_dir().join(format!("postgres-{}-wal1", binaries.version));
     let pristine = cache.join("pristine");
     if pristine.join("PG_VERSION").is_file() {
         return Ok(pristine);
@@ -386,6 +387,10 @@ pub(crate) fn pristine_data_dir(
             "UTF8",
             "--locale=C",
             "--no-sync",
+            // A 1 MB WAL segment instead of 16 MB: the pristine directory
+            // shrinks from 39 MB to 23 MB, and copying it is most of a
+            // cached start.
+            "--wal-segsize=1",
         ])
         .stdin(Stdio::null());
     if let Some(account) = account {

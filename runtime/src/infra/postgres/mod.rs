@@ -329,8 +329,9 @@ impl Postgres {
     /// Drops the run's databases and stops the server (unless kept).
     pub async fn shutdown(&self, keep: bool) {
         let kept = self.kept.lock().await.clone();
+        let server_goes_too = !keep && matches!(*self.server.lock().await, Server::Local(_));
         match &self.databases {
-            RunDatabases::Own(databases) => databases.shutdown(&kept).await,
+            RunDatabases::Own(databases) => databases.shutdown(&kept, server_goes_too).await,
             RunDatabases::Shared(databases) => databases.shutdown().await,
         }
         self.server.lock().await.stop(keep).await;

@@ -270,7 +270,10 @@ impl Databases {
 
     /// Stops cloning, waits for pending drops, then drops every database of
     /// the run, except with `keep`, which keeps `kept` (failed tests').
-    pub async fn shutdown(&self, keep: &[String]) {
+    /// With `server_goes_too` (an ephemeral cluster about to be thrown
+    /// away), nothing is dropped: dropping would only cost the run's end
+    /// time.
+    pub async fn shutdown(&self, keep: &[String], server_goes_too: bool) {
         // Closing the channel stops the cloners at their next clone; waiting
         // for them (not aborting) lets a CREATE already sent finish first, so
         // the listing below sees its database and drops it.
@@ -280,6 +283,9 @@ impl Databases {
         let mut drops = std::mem::take(&mut *self.drops.lock().await);
         while drops.join_next().await.is_some() {}
         self.report();
+        if server_goes_too {
+            return;
+        }
         // Their sessions end first: a database with none drops many times faster.
         let sessions: Vec<PgConnection> = {
             let mut reusable = self.reusable.lock().expect("poisoned");
