@@ -10,7 +10,7 @@ use crate::BenchError;
 /// groundtruth do at build time.
 pub fn cargo(manifest_dir: &Path, target: &Path) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
+    crate::Bench::clean_env(&mut command)
         .current_dir(manifest_dir)
         .env("CARGO_TARGET_DIR", target)
         .env_remove("DATABASE_URL")

@@ -72,15 +72,27 @@ impl Bench {
     }
 
     /// The environment of a measured run: none of the caller's variables
-    /// that would change where PostgreSQL comes from or how many threads run.
+    /// that would change where PostgreSQL comes from or how many threads run,
+    /// and none of what `cargo run` set for the driver itself: build scripts
+    /// (ring's) rerun when CARGO_PKG_NAME or CARGO_MANIFEST_DIR change, so
+    /// builds from the driver and from a shell would undo each other's.
     pub fn clean_env(command: &mut Command) -> &mut Command {
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
             if key.starts_with("GROUNDTRUTH_")
                 || key.starts_with("NEXTEST")
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || key.starts_with("CARGO_BIN_")
                 || matches!(
                     &*key,
-                    "DATABASE_URL" | "RUST_TEST_THREADS" | "RUST_BACKTRACE"
+                    "DATABASE_URL"
+                        | "RUST_TEST_THREADS"
+                        | "RUST_BACKTRACE"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_MAKEFLAGS"
+                        | "OUT_DIR"
                 )
             {
                 command.env_remove(&*key);

@@ -256,6 +256,8 @@ fn docker(
         ..Watch::default()
     };
     let env = [("GROUNDTRUTH_POSTGRES", "docker")];
+    // A container start costs seconds; three runs say enough.
+    let runs = runs.min(3);
     let mut gt = Vec::new();
     let mut peer = Vec::new();
     let mut disturbed = std::mem::take(&mut bench.disturbed);

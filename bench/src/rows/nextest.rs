@@ -59,12 +59,12 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         Ok((outcome.wall, outcome.foreign))
     };
 
-    eprintln!(
-        "warm-up: cargo nextest run (builds if needed, not counted), and the harness once..."
-    );
-    let (warm, _) = nextest(bench)?;
-    let (warm_direct, _) = direct(bench)?;
-    eprintln!("  nextest {}, direct {}", secs(warm), secs(warm_direct));
+    // A warm build: nextest builds (a no-op after row 2's build) and lists.
+    let mut list = cargo::cargo(&crate_dir, &bench.target);
+    list.args(["nextest", "list", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .args(["--test", "harness"]);
+    crate::cluster::checked(&mut list)?;
     let mut under_nextest = Vec::new();
     let mut run_directly = Vec::new();
     let mut disturbed = std::mem::take(&mut bench.disturbed);
