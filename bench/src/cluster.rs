@@ -300,3 +300,18 @@ impl Drop for Cluster {
         self.stop();
     }
 }
+
+/// `tmpfs on /dev/shm (rw,nosuid,...)`: the mount holding `path`.
+pub fn filesystem(path: &Path) -> String {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let best = mounts
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (mount, kind, options) = (*fields.get(1)?, *fields.get(2)?, *fields.get(3)?);
+            let inside = path == Path::new(mount) || path.starts_with(mount);
+            inside.then(|| (mount.len(), format!("{kind} on {mount} ({options})")))
+        })
+        .max_by_key(|(length, _)| *length);
+    best.map_or_else(|| "an unknown file system".to_owned(), |(_, text)| text)
+}

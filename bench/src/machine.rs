@@ -81,7 +81,7 @@ pub fn document(table: &str, command: &str, elapsed: f64, bench: &Bench) -> Stri
          - tools: {}; {}; {}; {}\n\
          - command (from the repository root): `{command}`\n\
          - took {:.1} min, --test-threads {} for every suite run\n\n\
-         Ratios are `slower/faster` as labelled; each figure is the median of its runs.\n\n\
+         Each figure is the median of its runs; each ratio names what it divides (`gt/libtest`: groundtruth's figure over libtest's).\n\n\
          {table}",
         describe(),
         if dirty {

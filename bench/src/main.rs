@@ -50,8 +50,9 @@ pub struct Bench {
     pub threads: usize,
     pub report: Report,
     pub leftovers: Leftovers,
-    /// Runs kept although other processes used the CPUs meanwhile.
-    pub disturbed: Vec<String>,
+    /// Runs kept although other processes used the CPUs meanwhile, with
+    /// the cores they used.
+    pub disturbed: Vec<(String, f64)>,
     /// The persistence subjects once built: `(groundtruth crate dir,
     /// groundtruth harness, sqlx harness)`, shared by rows 2, 3, 4 and 6.
     persistence: Option<(PathBuf, PathBuf, PathBuf)>,
@@ -189,10 +190,25 @@ fn main() -> ExitCode {
 
     let elapsed = started.elapsed().as_secs_f64();
     if !bench.disturbed.is_empty() {
+        // label -> (runs, most cores used by others), in first-seen order.
+        let mut by_label: Vec<(String, usize, f64)> = Vec::new();
+        for (label, cores) in &bench.disturbed {
+            match by_label.iter_mut().find(|(seen, _, _)| seen == label) {
+                Some((_, count, most)) => {
+                    *count += 1;
+                    *most = most.max(*cores);
+                }
+                None => by_label.push((label.clone(), 1, *cores)),
+            }
+        }
         bench.report.notes.push(format!(
-            "kept although other processes used more than {} cores meanwhile (both attempts disturbed): {}",
+            "runs kept although other processes used more than {} cores meanwhile: {}",
             measure::FOREIGN_LIMIT,
-            bench.disturbed.join(", ")
+            by_label
+                .iter()
+                .map(|(label, count, most)| format!("{label} {count}x (up to {most:.2} cores)"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let (waited, spent) = measure::waited();

@@ -201,10 +201,13 @@ pub fn run(command: &mut Command, watch: &Watch) -> Result<Outcome, BenchError> 
 }
 
 /// Runs `attempt` after waiting for quiet CPUs; runs it once more if other
-/// processes disturbed it, and keeps the less disturbed of the two.
+/// processes disturbed it, and keeps the less disturbed of the two. Once the
+/// wait budget is spent the machine is known to stay busy, and a disturbed
+/// run is kept at once (repeating it would only double the bench's time).
+/// Kept disturbed runs are recorded as `(label, cores used by others)`.
 pub fn measured<T>(
     label: &str,
-    disturbed: &mut Vec<String>,
+    disturbed: &mut Vec<(String, f64)>,
     mut attempt: impl FnMut() -> Result<(T, Option<f64>), BenchError>,
 ) -> Result<T, BenchError> {
     wait_quiet(label);
@@ -212,16 +215,17 @@ pub fn measured<T>(
     let Some(foreign) = foreign.filter(|&cores| cores > FOREIGN_LIMIT) else {
         return Ok(first);
     };
+    if waited().1 {
+        disturbed.push((label.to_owned(), foreign));
+        return Ok(first);
+    }
     eprintln!("  {label}: other processes used {foreign:.2} cores meanwhile; running it again");
     wait_quiet(label);
     let (second, again) = attempt()?;
     match again.filter(|&cores| cores > FOREIGN_LIMIT) {
         None => Ok(second),
         Some(again) => {
-            disturbed.push(format!(
-                "{label} ({:.2} cores used by others)",
-                again.min(foreign)
-            ));
+            disturbed.push((label.to_owned(), again.min(foreign)));
             Ok(if again <= foreign { second } else { first })
         }
     }

@@ -34,6 +34,10 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let before = leftovers::snapshot();
     eprintln!("starting the bench cluster on /dev/shm...");
     let mut cluster = Cluster::start(Path::new("/dev/shm"))?;
+    bench.report.notes.push(format!(
+        "rows 2 and 6: the bench cluster (PostgreSQL 15, unix socket, fsync=off) is on {}",
+        crate::cluster::filesystem(cluster.root())
+    ));
     let result = measure_suites(bench, &cluster, n, runs, &gt_exe, &sqlx_exe);
     let root = cluster.root().to_path_buf();
     cluster.stop();
