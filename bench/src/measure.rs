@@ -88,6 +88,8 @@ const QUIET_WAIT: Duration = Duration::from_secs(60);
 /// busy the bench still ends, its disturbed runs named under the table.
 static BUDGET_MS: AtomicU64 = AtomicU64::new(300_000);
 static WAITED_MS: AtomicU64 = AtomicU64::new(0);
+/// The window over which CPU idleness is sampled.
+const SAMPLE: Duration = Duration::from_millis(500);
 
 pub fn set_wait_budget(budget: Duration) {
     BUDGET_MS.store(budget.as_millis() as u64, Ordering::Relaxed);
@@ -241,14 +243,14 @@ pub fn wait_quiet(label: &str) {
     let deadline = started + QUIET_WAIT;
     let mut announced = false;
     loop {
-        let idle = idle_fraction(Duration::from_millis(500));
+        let idle = idle_fraction(SAMPLE);
         if idle >= QUIET_IDLE {
             WAITED_MS.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             return;
         }
         let (total, _) = waited();
         if total + started.elapsed().as_secs_f64() >= budget().as_secs_f64() {
-            WAITED_MS.fetch_add(budget().as_millis() as u64, Ordering::Relaxed);
+            WAITED_MS.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             eprintln!(
                 "  {label}: CPUs still busy ({:.0}% idle); {} s of waiting spent, measuring from now on without waiting",
                 idle * 100.0,

@@ -172,14 +172,16 @@ fn local(bench: &mut Bench, runs: usize, gt_exe: &Path, sqlx_exe: &Path) -> Resu
                 ROW,
                 "local cluster, cached data dir: one persistence test (wall)",
             )
-            .gt(format!(
-                "{} (ready in {})",
-                secs(w),
-                secs(median(&readies(&warm)))
-            ))
+            .gt(secs(w))
             .peer(format!("initdb + pg_ctl + sqlx {}", secs(p)))
             .ratio(format!("peer/gt {}", times(p / w)))
             .target("gt wall < 0.5 s", w < 0.5),
+        );
+        let ready = median(&readies(&warm));
+        report.lines.push(
+            Line::new(ROW, "  of which PostgreSQL ready (stderr `ready in`)")
+                .gt(secs(ready))
+                .target("gt ready < 0.5 s", ready < 0.5),
         );
         report.raw(ROW, "local, empty cache, wall (s)", &walls(&empty), |v| {
             format!("{v:.3}")

@@ -99,6 +99,15 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         .ratio(format!("nextest/direct {}", times(x / d)))
         .target("nextest/direct ≤ 2x", x / d <= 2.0),
     );
+    let per_test = |wall: f64| crate::table::ms(wall * bench.threads as f64 / n as f64);
+    bench.report.lines.push(
+        Line::new(
+            ROW,
+            format!("  per test (wall x {} threads / {n})", bench.threads),
+        )
+        .gt(format!("nextest {}", per_test(x)))
+        .peer(format!("harness directly {}", per_test(d))),
+    );
     bench
         .report
         .raw(ROW, "cargo nextest run (s)", &under_nextest, |v| {
