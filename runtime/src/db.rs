@@ -15,6 +15,8 @@ pub struct Db {
     pub(crate) url: String,
     pub(crate) options: PgConnectOptions,
     pub(crate) pool: PgPool,
+    /// The run's own session on the database, when it has one.
+    pub(crate) observer: crate::infra::postgres::template::Observer,
 }
 
 impl Db {

@@ -192,6 +192,7 @@ impl TestContext {
             url: database.url.clone(),
             options: database.options.clone(),
             pool,
+            observer: database.observer.clone(),
         };
         self.database = Some(Lease {
             postgres,

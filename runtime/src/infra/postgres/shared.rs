@@ -502,6 +502,7 @@ impl SharedDatabases {
             options: self.server.clone().database(&name),
             url: self.url_pattern.replace("{database}", &name),
             name,
+            observer: Default::default(),
         }
     }
 

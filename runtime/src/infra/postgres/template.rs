@@ -9,7 +9,6 @@
 //! their run is dead (killed with `kill -9`) and drops them; databases of
 //! other runs alive, of other users, or without the prefix are never touched.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +28,9 @@ pub const PREFIX: &str = "gt_";
 
 /// How many databases are cloned ahead of the tests that will take them.
 const PREFETCH: usize = 4;
+
+/// The same, when databases are reused after a reset.
+const PREFETCH_REUSING: usize = 2;
 
 /// How many clones are made at once: one at a time serializes a parallel
 /// run on `CREATE DATABASE` (measured: bench/persistence.py).
@@ -52,8 +54,6 @@ pub struct Databases {
     baseline: Option<Arc<Baseline>>,
     /// Reset and verified databases, each with the session that reset it.
     reusable: Arc<std::sync::Mutex<Vec<(String, PgConnection)>>>,
-    /// The reset sessions of databases lent to tests, by database.
-    resetters: Arc<std::sync::Mutex<HashMap<String, PgConnection>>>,
     /// Resets under way, and a signal each time one ends.
     resetting: Arc<AtomicUsize>,
     reset_done: Arc<Notify>,
@@ -77,13 +77,20 @@ impl std::fmt::Debug for Databases {
     }
 }
 
-/// A database cloned for one test.
+/// A database for one test.
 #[derive(Debug, Clone)]
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
     pub options: PgConnectOptions,
+    /// The run's own session on the database (the one that reset it), if
+    /// it has one: `#[persists]` counts on it before the body.
+    pub observer: Observer,
 }
+
+/// A session of the run's own on a test's database, outside the test's
+/// pools; empty for a fresh clone.
+pub type Observer = Arc<Mutex<Option<PgConnection>>>;
 
 impl Databases {
     /// Removes dead runs' leftovers, creates and migrates the template, and
@@ -141,7 +148,14 @@ impl Databases {
             None
         };
 
-        let (sender, receiver) = mpsc::channel(PREFETCH);
+        // Reused databases serve most tests: a couple of clones ahead cover
+        // the first ones and the databases that could not be reset.
+        let prefetch = if baseline.is_some() {
+            PREFETCH_REUSING
+        } else {
+            PREFETCH
+        };
+        let (sender, receiver) = mpsc::channel(prefetch);
         let next = Arc::new(AtomicU64::new(0));
         let mut cloners = JoinSet::new();
         for _ in 0..CLONING_AT_ONCE {
@@ -166,7 +180,6 @@ impl Databases {
             migrations,
             baseline,
             reusable: Arc::default(),
-            resetters: Arc::default(),
             resetting: Arc::default(),
             reset_done: Arc::default(),
             counts: Arc::default(),
@@ -174,44 +187,43 @@ impl Databases {
     }
 
     /// A database in the template's state for one test: one a previous test
-    /// used, reset and verified, or else a clone, usually made ahead. While
-    /// a reset is under way it waits for it (a few milliseconds) rather than
-    /// take a clone, which the cloners would then replace at the cost of a
-    /// `CREATE DATABASE`.
+    /// used, reset and verified; else a clone made ahead, if one is ready;
+    /// else, while a reset is under way, that database (a few milliseconds
+    /// away) rather than waiting for a `CREATE DATABASE`. Once the run has a
+    /// spare database or two, resets happen while other tests run and no
+    /// test waits for one.
     pub async fn checkout(&self) -> Result<TestDatabase, InfraError> {
-        let reused = loop {
+        let name = loop {
             let done = self.reset_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            if let Some(reused) = self.reusable.lock().expect("poisoned").pop() {
-                break Some(reused);
+            let reused = self.reusable.lock().expect("poisoned").pop();
+            if let Some((name, resetter)) = reused {
+                self.counts.reused.fetch_add(1, Ordering::Relaxed);
+                break (name, Some(resetter));
             }
-            if self.resetting.load(Ordering::Acquire) == 0 {
-                break None;
+            let mut ready = self.ready.lock().await;
+            let clone = match ready.try_recv() {
+                Ok(clone) => Some(clone),
+                Err(_) if self.resetting.load(Ordering::Acquire) == 0 => {
+                    let next = ready.recv().await;
+                    Some(next.unwrap_or_else(|| Err(InfraError::new("the run is shutting down"))))
+                }
+                Err(_) => None,
+            };
+            drop(ready);
+            if let Some(clone) = clone {
+                self.counts.cloned.fetch_add(1, Ordering::Relaxed);
+                break (clone?, None);
             }
             done.await;
         };
-        let name = match reused {
-            Some((name, resetter)) => {
-                self.counts.reused.fetch_add(1, Ordering::Relaxed);
-                self.resetters
-                    .lock()
-                    .expect("poisoned")
-                    .insert(name.clone(), resetter);
-                name
-            }
-            None => {
-                let next = self.ready.lock().await.recv().await;
-                let name =
-                    next.unwrap_or_else(|| Err(InfraError::new("the run is shutting down")))?;
-                self.counts.cloned.fetch_add(1, Ordering::Relaxed);
-                name
-            }
-        };
+        let (name, observer) = name;
         Ok(TestDatabase {
             options: self.server.clone().database(&name),
             url: self.url_pattern.replace("{database}", &name),
             name,
+            observer: Arc::new(Mutex::new(observer)),
         })
     }
 
@@ -223,11 +235,7 @@ impl Databases {
     pub async fn release(&self, database: TestDatabase) {
         let admin = self.admin.clone();
         let baseline = self.baseline.clone();
-        let resetter = self
-            .resetters
-            .lock()
-            .expect("poisoned")
-            .remove(&database.name);
+        let resetter = database.observer.lock().await.take();
         let reusable = Arc::clone(&self.reusable);
         let counts = Arc::clone(&self.counts);
         let resetting = Arc::clone(&self.resetting);
@@ -289,12 +297,7 @@ impl Databases {
         // Their sessions end first: a database with none drops many times faster.
         let sessions: Vec<PgConnection> = {
             let mut reusable = self.reusable.lock().expect("poisoned");
-            let mut resetters = self.resetters.lock().expect("poisoned");
-            reusable
-                .drain(..)
-                .map(|(_, session)| session)
-                .chain(resetters.drain().map(|(_, session)| session))
-                .collect()
+            reusable.drain(..).map(|(_, session)| session).collect()
         };
         for session in sessions {
             let _ = session.close().await;
