@@ -9,22 +9,22 @@
 //! ```
 //!
 //! Each start applies the operations example's 3 migrations. The cold
-//! starts use a cache directory of their own (`GROUNDTRUTH_CACHE_DIR`),
+//! starts use a cache directory of their own (`VERILY_CACHE_DIR`),
 //! emptied before each. Docker is measured when an engine answers and the
-//! image (`GROUNDTRUTH_POSTGRES_IMAGE`, default `postgres:15`) is here.
+//! image (`VERILY_POSTGRES_IMAGE`, default `postgres:15`) is here.
 
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use groundtruth::{Config, PgServer};
+use verily::{Config, PgServer};
 
 fn main() {
-    let cache = std::env::temp_dir().join(format!("gt-outage-timings-{}", std::process::id()));
+    let cache = std::env::temp_dir().join(format!("vy-outage-timings-{}", std::process::id()));
     // SAFETY: no other thread exists yet (the runtime is built below).
     unsafe {
-        std::env::set_var("GROUNDTRUTH_CACHE_DIR", &cache);
+        std::env::set_var("VERILY_CACHE_DIR", &cache);
     }
     let runs = std::env::var("RUNS")
         .ok()
@@ -79,8 +79,7 @@ async fn measure(cache: &Path, runs: usize) {
     })
     .await;
 
-    let image =
-        std::env::var("GROUNDTRUTH_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:15".to_owned());
+    let image = std::env::var("VERILY_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:15".to_owned());
     let docker = docker_available(&image);
     let docker_runs = runs.min(3);
     let (container_start, container) = if docker {

@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use groundtruth_runtime::Config;
-use groundtruth_runtime::infra::Service;
-use groundtruth_runtime::infra::redis::{Instance, RedisService, Source};
+use verily_runtime::Config;
+use verily_runtime::infra::Service;
+use verily_runtime::infra::redis::{Instance, RedisService, Source};
 
 const RUNS: usize = 20;
 const DOCKER_RUNS: usize = 5;
@@ -26,10 +26,10 @@ fn main() {
 
 async fn measure() {
     let config = Config::new();
-    // The exclusive server's source follows GROUNDTRUTH_REDIS; these are
+    // The exclusive server's source follows VERILY_REDIS; these are
     // the local figures.
-    if std::env::var_os("GROUNDTRUTH_REDIS").is_some() {
-        eprintln!("unset GROUNDTRUTH_REDIS: the exclusive figures are for local servers");
+    if std::env::var_os("VERILY_REDIS").is_some() {
+        eprintln!("unset VERILY_REDIS: the exclusive figures are for local servers");
         std::process::exit(2);
     }
 

@@ -1,32 +1,32 @@
-//! groundtruth: tests that prove a Rust service is wired, persists and stays
+//! verily: tests that prove a Rust service is wired, persists and stays
 //! consistent, against real infrastructure.
 //!
 //! ```ignore
-//! #[groundtruth::wired(repository, metrics)]
+//! #[verily::wired(repository, metrics)]
 //! pub fn get_operations_service() -> OperationsService { ... }
 //! ```
 //!
-//! The attributes generate tests at compile time; `groundtruth::main!` in a
+//! The attributes generate tests at compile time; `verily::main!` in a
 //! `harness = false` test target discovers, categorizes and runs them.
 //!
-//! Add groundtruth twice: as a dependency (the attributes, the [`Wire`]
+//! Add verily twice: as a dependency (the attributes, the [`Wire`]
 //! trait) and as a dev-dependency with the `testing` feature, which emits the
 //! generated tests. A plain `cargo build` then contains none of them.
 //!
 //! ```toml
 //! [dependencies]
-//! groundtruth = "0.1"
+//! verily = "0.1"
 //! [dev-dependencies]
-//! groundtruth = { version = "0.1", features = ["testing"] }
+//! verily = { version = "0.1", features = ["testing"] }
 //! ```
 
-pub use groundtruth_macros::{enum_complete, fixture, persists, test, wired};
+pub use verily_macros::{enum_complete, fixture, persists, test, wired};
 mod wire;
 
 pub use wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
-pub use groundtruth_runtime::{
+pub use verily_runtime::{
     Config, Db, Failure, Fixture, FixtureError, InfraError, Needs, PgServer, ProxyTarget, TcpProxy,
     TestContext, TestResult, Upstream, skip,
 };
@@ -34,13 +34,13 @@ pub use groundtruth_runtime::{
 /// Redis fixtures (feature `redis`): the test's own database on the run's
 /// server, and a server of the test's own with outage controls.
 #[cfg(all(feature = "testing", feature = "redis"))]
-pub use groundtruth_runtime::{Redis, RedisServer};
+pub use verily_runtime::{Redis, RedisServer};
 
 /// The entry point of a harness binary (`tests/harness.rs` with
 /// `harness = false`), naming the crates whose tests it runs.
 ///
 /// ```ignore
-/// groundtruth::main!(my_service, my_other_crate);
+/// verily::main!(my_service, my_other_crate);
 /// ```
 ///
 /// Each named crate is linked in; without the name the linker drops a
@@ -50,7 +50,7 @@ pub use groundtruth_runtime::{Redis, RedisServer};
 /// Cargo.toml; configure them (or the Docker image) after a `;`:
 ///
 /// ```ignore
-/// groundtruth::main!(my_service; config = groundtruth::Config::new().migrations_dir("db/migrations"));
+/// verily::main!(my_service; config = verily::Config::new().migrations_dir("db/migrations"));
 /// ```
 #[macro_export]
 macro_rules! main {
@@ -80,16 +80,16 @@ pub mod __private {
     };
 
     #[cfg(feature = "testing")]
-    pub use groundtruth_runtime::{
+    pub use verily_runtime::{
         Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, enums,
         enums::DeclaredEnum, inventory, persist, runner::TestFuture,
     };
 
     #[cfg(feature = "linkme")]
-    pub use groundtruth_runtime::{linkme, registry::TESTS};
+    pub use verily_runtime::{linkme, registry::TESTS};
 
     #[cfg(feature = "testing")]
-    pub use groundtruth_runtime::main_with as harness_main;
+    pub use verily_runtime::main_with as harness_main;
 
     #[cfg(feature = "testing")]
     pub use std::time::Duration;
@@ -98,7 +98,7 @@ pub mod __private {
     #[cfg(feature = "testing")]
     #[doc(hidden)]
     #[macro_export]
-    macro_rules! __groundtruth_emit {
+    macro_rules! __verily_emit {
         ($($tokens:tt)*) => { $($tokens)* };
     }
 
@@ -106,7 +106,7 @@ pub mod __private {
     #[cfg(not(feature = "testing"))]
     #[doc(hidden)]
     #[macro_export]
-    macro_rules! __groundtruth_emit {
+    macro_rules! __verily_emit {
         ($($tokens:tt)*) => {};
     }
 
@@ -114,9 +114,9 @@ pub mod __private {
     #[cfg(all(feature = "testing", not(feature = "linkme")))]
     #[doc(hidden)]
     #[macro_export]
-    macro_rules! __groundtruth_register {
+    macro_rules! __verily_register {
         ($descriptor:expr) => {
-            ::groundtruth::__private::inventory::submit! { $descriptor }
+            ::verily::__private::inventory::submit! { $descriptor }
         };
     }
 
@@ -124,17 +124,17 @@ pub mod __private {
     #[cfg(feature = "linkme")]
     #[doc(hidden)]
     #[macro_export]
-    macro_rules! __groundtruth_register {
+    macro_rules! __verily_register {
         ($descriptor:expr) => {
-            #[::groundtruth::__private::linkme::distributed_slice(::groundtruth::__private::TESTS)]
-            #[linkme(crate = ::groundtruth::__private::linkme)]
-            static __GROUNDTRUTH_TEST: ::groundtruth::__private::TestDescriptor = $descriptor;
+            #[::verily::__private::linkme::distributed_slice(::verily::__private::TESTS)]
+            #[linkme(crate = ::verily::__private::linkme)]
+            static __VERILY_TEST: ::verily::__private::TestDescriptor = $descriptor;
         };
     }
 
-    pub use crate::__groundtruth_emit as emit;
+    pub use crate::__verily_emit as emit;
     #[cfg(feature = "testing")]
-    pub use crate::__groundtruth_register as register;
+    pub use crate::__verily_register as register;
 
     /// The outcome of a factory that returned `Result`: `Err` fails the test.
     #[cfg(feature = "testing")]

@@ -48,8 +48,8 @@ impl fmt::Display for Unwired {
 /// otherwise says why it is not.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be checked by #[wired]",
-    label = "groundtruth cannot tell whether this dependency is wired",
-    note = "implement `groundtruth::Wire` for `{Self}`, or hold the dependency in `Option`, `Weak`, `OnceLock` or `OnceCell` (optionally inside `Arc`, `Box` or `Rc`)"
+    label = "verily cannot tell whether this dependency is wired",
+    note = "implement `verily::Wire` for `{Self}`, or hold the dependency in `Option`, `Weak`, `OnceLock` or `OnceCell` (optionally inside `Arc`, `Box` or `Rc`)"
 )]
 pub trait Wire {
     /// The dependency itself.
@@ -128,7 +128,7 @@ wire_through_pointer!(Arc, Box, Rc);
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not declare its wired fields",
     label = "#[wired] without a field list needs the returned type to declare its fields",
-    note = "name the fields here, as in #[groundtruth::wired(repository, metrics)], or declare them once on the struct: #[groundtruth::wired(repository, metrics)] struct ..."
+    note = "name the fields here, as in #[verily::wired(repository, metrics)], or declare them once on the struct: #[verily::wired(repository, metrics)] struct ..."
 )]
 pub trait DeclaredWiring {
     /// Checks every declared field, recording each under `prefix`.
@@ -249,11 +249,11 @@ pub struct Probe<'a, T: ?Sized>(pub &'a T);
 /// The dependency declares its own wired fields.
 #[doc(hidden)]
 pub trait NestedDirect {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str);
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str);
 }
 
 impl<T: DeclaredWiring + ?Sized> NestedDirect for &&&Probe<'_, T> {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str) {
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str) {
         report.nested(prefix, self.0);
     }
 }
@@ -261,7 +261,7 @@ impl<T: DeclaredWiring + ?Sized> NestedDirect for &&&Probe<'_, T> {
 /// The dependency points (`Arc<T>`, `Box<T>`) to a type that declares them.
 #[doc(hidden)]
 pub trait NestedDeref {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str);
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str);
 }
 
 impl<T> NestedDeref for &&Probe<'_, T>
@@ -269,7 +269,7 @@ where
     T: Deref + ?Sized,
     T::Target: DeclaredWiring,
 {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str) {
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str) {
         report.nested(prefix, &**self.0);
     }
 }
@@ -277,7 +277,7 @@ where
 /// Two pointers deep (`Arc<Box<T>>`).
 #[doc(hidden)]
 pub trait NestedDerefTwice {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str);
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str);
 }
 
 impl<T> NestedDerefTwice for &Probe<'_, T>
@@ -286,7 +286,7 @@ where
     T::Target: Deref,
     <T::Target as Deref>::Target: DeclaredWiring,
 {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str) {
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str) {
         report.nested(prefix, &***self.0);
     }
 }
@@ -294,11 +294,11 @@ where
 /// Nothing behind the dependency to check.
 #[doc(hidden)]
 pub trait NestedNone {
-    fn groundtruth_nested(&self, report: &mut WiringReport, prefix: &str);
+    fn verily_nested(&self, report: &mut WiringReport, prefix: &str);
 }
 
 impl<T: ?Sized> NestedNone for Probe<'_, T> {
-    fn groundtruth_nested(&self, _report: &mut WiringReport, _prefix: &str) {}
+    fn verily_nested(&self, _report: &mut WiringReport, _prefix: &str) {}
 }
 
 #[cfg(test)]
@@ -326,7 +326,7 @@ mod tests {
     fn check_detector(detector: &Detector) -> Result<(), String> {
         let mut report = WiringReport::new();
         report.field("", "service", &detector.service, |report, path, target| {
-            (&&&Probe(target)).groundtruth_nested(report, path);
+            (&&&Probe(target)).verily_nested(report, path);
         });
         report.verdict("detector()", "Detector")
     }

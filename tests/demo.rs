@@ -5,33 +5,33 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-groundtruth::main!();
+verily::main!();
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 fn passes() {}
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 async fn passes_async() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 fn panics_with_a_message() {
     let expected = 2;
     assert_eq!(1 + 1, expected + 1, "arithmetic still works");
 }
 
-#[groundtruth::test(category = "integration")]
+#[verily::test(category = "integration")]
 fn returns_an_error() -> Result<(), String> {
     Err("the service answered 503".to_owned())
 }
 
-#[groundtruth::test(category = "integration", timeout = "300ms")]
+#[verily::test(category = "integration", timeout = "300ms")]
 async fn hangs_async() {
     std::future::pending::<()>().await;
 }
 
-#[groundtruth::test(category = "integration", timeout = "300ms")]
+#[verily::test(category = "integration", timeout = "300ms")]
 fn hangs_blocking() {
     loop {
         std::thread::sleep(Duration::from_millis(50));
@@ -39,23 +39,23 @@ fn hangs_blocking() {
 }
 
 /// Sleeps past a `--timeout` given on the command line, not past its own.
-#[groundtruth::test(category = "integration")]
+#[verily::test(category = "integration")]
 async fn sleeps_a_second() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-#[groundtruth::test(category = "smoke", ignore = "needs a broker")]
+#[verily::test(category = "smoke", ignore = "needs a broker")]
 fn ignored_with_reason() {
     panic!("ignored tests do not run unless asked");
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 #[ignore]
 fn ignored_by_libtest_attribute() {}
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 fn skips_itself() {
-    groundtruth::skip("no Docker engine on this machine");
+    verily::skip("no Docker engine on this machine");
 }
 
 /// Two tests that pass only when they run at the same time: proof of
@@ -73,12 +73,12 @@ async fn meet() {
     panic!("the other test never ran alongside this one");
 }
 
-#[groundtruth::test(category = "concurrency", timeout = "10s")]
+#[verily::test(category = "concurrency", timeout = "10s")]
 async fn meets_a() {
     meet().await;
 }
 
-#[groundtruth::test(category = "concurrency", timeout = "10s")]
+#[verily::test(category = "concurrency", timeout = "10s")]
 async fn meets_b() {
     meet().await;
 }
@@ -88,12 +88,12 @@ pub struct Connection {
     connected: bool,
 }
 
-impl groundtruth::Wire for Connection {
+impl verily::Wire for Connection {
     type Target = Connection;
 
-    fn visit(&self, f: &mut dyn FnMut(&Connection)) -> Result<(), groundtruth::Unwired> {
+    fn visit(&self, f: &mut dyn FnMut(&Connection)) -> Result<(), verily::Unwired> {
         if !self.connected {
-            return Err(groundtruth::Unwired::new("not connected"));
+            return Err(verily::Unwired::new("not connected"));
         }
         f(self);
         Ok(())
@@ -106,7 +106,7 @@ pub struct Client {
     parent: std::sync::Weak<u32>,
 }
 
-#[groundtruth::wired(connection, cache)]
+#[verily::wired(connection, cache)]
 fn boxed_client() -> Box<Client> {
     let cache = std::cell::OnceCell::new();
     let _ = cache.set("warm".to_owned());
@@ -117,7 +117,7 @@ fn boxed_client() -> Box<Client> {
     })
 }
 
-#[groundtruth::wired(connection, parent, cache)]
+#[verily::wired(connection, parent, cache)]
 async fn disconnected_client() -> Client {
     tokio::time::sleep(Duration::from_millis(1)).await;
     Client {
@@ -127,7 +127,7 @@ async fn disconnected_client() -> Client {
     }
 }
 
-#[groundtruth::wired(connection)]
+#[verily::wired(connection)]
 fn client_from_config() -> Result<Client, String> {
     Err("DATABASE_URL is not set".to_owned())
 }
@@ -135,21 +135,21 @@ fn client_from_config() -> Result<Client, String> {
 /// A fixture that cannot be built: the test fails without running its body.
 struct BrokenFixture;
 
-impl groundtruth::Fixture for BrokenFixture {
-    async fn setup(_ctx: &mut groundtruth::TestContext) -> Result<Self, groundtruth::FixtureError> {
-        Err(groundtruth::FixtureError::new(
+impl verily::Fixture for BrokenFixture {
+    async fn setup(_ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
+        Err(verily::FixtureError::new(
             "the broker is not reachable at 127.0.0.1:1",
         ))
     }
 }
 
-#[groundtruth::test(category = "integration")]
+#[verily::test(category = "integration")]
 fn broken_fixture(_broker: BrokenFixture) {
     panic!("the body must not run when a fixture fails");
 }
 
 /// A declared enum and a handler that refuses one variant.
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 #[derive(Debug)]
 enum Light {
     Red,
@@ -157,7 +157,7 @@ enum Light {
     Green,
 }
 
-#[groundtruth::enum_complete(Light)]
+#[verily::enum_complete(Light)]
 fn stopping_distance(light: &Light) -> Result<u32, String> {
     match light {
         Light::Red => Ok(0),

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use groundtruth::Db;
 use sqlx::PgPool;
+use verily::Db;
 
-groundtruth::main!(; config = groundtruth::Config::new().migrations_dir(
+verily::main!(; config = verily::Config::new().migrations_dir(
     std::env::var("DEMO_MIGRATIONS").unwrap_or_else(|_| "tests/fixtures/migrations/good".to_owned())
 ));
 
-#[groundtruth::persists(things, migrations = "tests/fixtures/migrations/good")]
+#[verily::persists(things, migrations = "tests/fixtures/migrations/good")]
 async fn writes_a_thing(db: PgPool) {
     sqlx::query("INSERT INTO things (name) VALUES ('written')")
         .execute(&db)
@@ -19,7 +19,7 @@ async fn writes_a_thing(db: PgPool) {
         .unwrap();
 }
 
-#[groundtruth::persists(things, migrations = "tests/fixtures/migrations/good")]
+#[verily::persists(things, migrations = "tests/fixtures/migrations/good")]
 async fn leaves_its_write_uncommitted(db: PgPool) {
     let mut transaction = db.begin().await.unwrap();
     sqlx::query("INSERT INTO things (name) VALUES ('lost')")
@@ -32,11 +32,11 @@ async fn leaves_its_write_uncommitted(db: PgPool) {
 
 /// Holds its database until killed: how the suite checks what a `kill -9`
 /// leaves behind.
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 async fn waits_forever(db: Db) {
     println!("holding {}", db.name());
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 fn needs_nothing() {}

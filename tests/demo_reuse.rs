@@ -4,10 +4,10 @@
 //! first checks, on a fresh connection, that it starts from the template's
 //! state, whether its database was cloned or reused.
 
-use groundtruth::Db;
 use sqlx::{Connection, PgConnection};
+use verily::Db;
 
-groundtruth::main!(; config = groundtruth::Config::new().migrations_dir("tests/fixtures/migrations/reuse"));
+verily::main!(; config = verily::Config::new().migrations_dir("tests/fixtures/migrations/reuse"));
 
 /// The template's state: empty tables, the two seeded currencies, fresh
 /// sequences and identities, the migrated columns.
@@ -76,7 +76,7 @@ async fn writes_linked_rows(db: &Db) {
 
 macro_rules! writers {
     ($($name:ident),*) => {$(
-        #[groundtruth::test(category = "persistence")]
+        #[verily::test(category = "persistence")]
         async fn $name(db: Db) {
             starts_from_the_template(&db).await;
             writes_linked_rows(&db).await;
@@ -89,7 +89,7 @@ writers!(
 );
 
 /// Rows added to a seeded table: the seed stays, the additions go.
-#[groundtruth::test(category = "persistence")]
+#[verily::test(category = "persistence")]
 async fn adds_a_currency(db: Db) {
     starts_from_the_template(&db).await;
     db.execute("INSERT INTO currencies VALUES ('CHF', 'Swiss franc')")
@@ -99,7 +99,7 @@ async fn adds_a_currency(db: Db) {
 
 /// A seed row changed: it cannot be restored by deleting, so the database
 /// is dropped.
-#[groundtruth::test(category = "persistence")]
+#[verily::test(category = "persistence")]
 async fn renames_a_currency(db: Db) {
     starts_from_the_template(&db).await;
     db.execute("UPDATE currencies SET name = 'euro' WHERE code = 'EUR'")
@@ -108,7 +108,7 @@ async fn renames_a_currency(db: Db) {
 }
 
 /// A schema change: the database is dropped.
-#[groundtruth::test(category = "persistence")]
+#[verily::test(category = "persistence")]
 async fn adds_a_column(db: Db) {
     starts_from_the_template(&db).await;
     db.execute("ALTER TABLE currencies ADD COLUMN symbol text")
@@ -117,7 +117,7 @@ async fn adds_a_column(db: Db) {
 }
 
 /// A temporary table goes with its session: the database can be reused.
-#[groundtruth::test(category = "persistence")]
+#[verily::test(category = "persistence")]
 async fn uses_a_temporary_table(db: Db) {
     starts_from_the_template(&db).await;
     let mut connection = db.connect().await.unwrap();
@@ -129,7 +129,7 @@ async fn uses_a_temporary_table(db: Db) {
 }
 
 /// A session the test never closes: the database is dropped, which ends it.
-#[groundtruth::test(category = "persistence")]
+#[verily::test(category = "persistence")]
 async fn leaves_a_session_open(db: Db) {
     starts_from_the_template(&db).await;
     let connection: PgConnection = db.connect().await.unwrap();

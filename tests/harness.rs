@@ -15,7 +15,9 @@ mod incidents;
 mod outages;
 #[path = "harness/postgres.rs"]
 mod postgres;
+#[path = "harness/publish.rs"]
+mod publish;
 #[path = "harness/redis.rs"]
 mod redis;
 
-groundtruth::main!();
+verily::main!();

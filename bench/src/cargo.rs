@@ -7,7 +7,7 @@ use crate::BenchError;
 
 /// A `cargo` command for the crate at `manifest_dir`, with the bench's
 /// target dir and none of the variables that would change what sqlx or
-/// groundtruth do at build time.
+/// verily do at build time.
 pub fn cargo(manifest_dir: &Path, target: &Path) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     crate::Bench::clean_env(&mut command)

@@ -104,7 +104,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(parent: &Path) -> Result<Self, BenchError> {
-        let root = scratch_dir(parent, "gt-bench-pg")?;
+        let root = scratch_dir(parent, "vy-bench-pg")?;
         let socket = root.join("sock");
         fs::create_dir(&socket)
             .map_err(|error| BenchError::new(format!("{}: {error}", socket.display())))?;

@@ -27,8 +27,8 @@ pub struct Snapshot {
     entries: BTreeSet<PathBuf>,
 }
 
-/// Roots where groundtruth puts ephemeral clusters (`groundtruth-<uid>` in
-/// /dev/shm or the temp dir, or whatever else starts with `groundtruth`).
+/// Roots where verily puts ephemeral clusters (`verily-<uid>` in
+/// /dev/shm or the temp dir, or whatever else starts with `verily`).
 fn cluster_roots() -> Vec<PathBuf> {
     let mut roots = Vec::new();
     for base in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
@@ -42,7 +42,7 @@ fn cluster_roots() -> Vec<PathBuf> {
                     entry
                         .file_name()
                         .to_string_lossy()
-                        .starts_with("groundtruth")
+                        .starts_with("verily")
                 })
                 .map(|entry| entry.path()),
         );
@@ -194,10 +194,10 @@ impl Leftovers {
         }
     }
 
-    /// Containers that a Docker run (`harness_pid`) left: groundtruth labels
+    /// Containers that a Docker run (`harness_pid`) left: verily labels
     /// each with its run's pid.
     pub fn check_docker(&mut self, who: &str, harness_pid: u32) {
-        let ids = containers(&format!("label=groundtruth.pid={harness_pid}"));
+        let ids = containers(&format!("label=verily.pid={harness_pid}"));
         if !ids.is_empty() {
             self.found
                 .push(format!("{who} (pid {harness_pid}) left containers {ids:?}"));

@@ -77,11 +77,11 @@ pub fn document(table: &str, command: &str, elapsed: f64, bench: &Bench) -> Stri
          Measured by `bench/` (see bench/README.md for what each row measures and how).\n\n\
          - date: {date}\n\
          - machine: {}\n\
-         - groundtruth: commit {commit}{}\n\
+         - verily: commit {commit}{}\n\
          - tools: {}; {}; {}; {}\n\
          - command (from the repository root): `{command}`\n\
          - took {:.1} min, --test-threads {} for every suite run\n\n\
-         Each figure is the median of its runs; each ratio names what it divides (`gt/libtest`: groundtruth's figure over libtest's).\n\n\
+         Each figure is the median of its runs; each ratio names what it divides (`verily/libtest`: verily's figure over libtest's).\n\n\
          {table}",
         describe(),
         if dirty {

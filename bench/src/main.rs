@@ -1,4 +1,4 @@
-//! One benchmark command for groundtruth: generates the subject crates
+//! One benchmark command for verily: generates the subject crates
 //! under bench/work/, builds them into bench/target/, measures every row
 //! against its peer in the same run, prints one table and writes it into
 //! BENCHMARKS.md. See bench/README.md.
@@ -53,8 +53,8 @@ pub struct Bench {
     /// Runs kept although other processes used the CPUs meanwhile, with
     /// the cores they used.
     pub disturbed: Vec<(String, f64)>,
-    /// The persistence subjects once built: `(groundtruth crate dir,
-    /// groundtruth harness, sqlx harness)`, shared by rows 2, 3, 4 and 6.
+    /// The persistence subjects once built: `(verily crate dir,
+    /// verily harness, sqlx harness)`, shared by rows 2, 3, 4 and 6.
     persistence: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
@@ -65,10 +65,10 @@ impl Bench {
             return Ok(built.clone());
         }
         let n = self.args.persistence_tests();
-        let (gt, peer) = generate::persistence::write(&self.workspace, n)?;
-        let gt_exe = cargo::build_test(&gt, &self.target, "harness")?;
+        let (verily, peer) = generate::persistence::write(&self.workspace, n)?;
+        let verily_exe = cargo::build_test(&verily, &self.target, "harness")?;
         let peer_exe = cargo::build_test(&peer, &self.target, "harness")?;
-        self.persistence = Some((gt, gt_exe, peer_exe));
+        self.persistence = Some((verily, verily_exe, peer_exe));
         Ok(self.persistence.clone().expect("just set"))
     }
 
@@ -80,7 +80,7 @@ impl Bench {
     pub fn clean_env(command: &mut Command) -> &mut Command {
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
-            if key.starts_with("GROUNDTRUTH_")
+            if key.starts_with("VERILY_")
                 || key.starts_with("NEXTEST")
                 || key.starts_with("CARGO_PKG_")
                 || key.starts_with("CARGO_MANIFEST_")
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!(
-            "error: run the bench as root: its PostgreSQL clusters run as the `postgres` user (runuser), and the cold-start rows check what groundtruth does as root"
+            "error: run the bench as root: its PostgreSQL clusters run as the `postgres` user (runuser), and the cold-start rows check what verily does as root"
         );
         return ExitCode::from(2);
     }
@@ -179,7 +179,7 @@ fn main() -> ExitCode {
                 .to_owned();
             bench.report.lines.push(
                 Line::new(row.number(), format!("{}: FAILED", row.title()))
-                    .gt(first_line.chars().take(120).collect::<String>()),
+                    .verily(first_line.chars().take(120).collect::<String>()),
             );
             failed.push(format!("{}. {}: {error}", row.number(), row.title()));
         }
@@ -249,7 +249,7 @@ fn main() -> ExitCode {
     }
     if !bench.leftovers.found.is_empty() {
         eprintln!(
-            "\nFAILED: runs left things behind (a groundtruth bug?):\n  {}",
+            "\nFAILED: runs left things behind (a verily bug?):\n  {}",
             bench.leftovers.found.join("\n  ")
         );
         ok = false;

@@ -1,5 +1,5 @@
 //! The one table the bench prints and writes: a line per figure with
-//! groundtruth's value, the peer's, their ratio, the target and whether it
+//! verily's value, the peer's, their ratio, the target and whether it
 //! was met; then every run's raw values.
 
 use std::fmt::Write;
@@ -17,7 +17,7 @@ pub enum Verdict {
 pub struct Line {
     pub row: u8,
     pub measure: String,
-    pub groundtruth: String,
+    pub verily: String,
     pub peer: String,
     pub ratio: String,
     pub target: String,
@@ -29,7 +29,7 @@ impl Line {
         Line {
             row,
             measure: measure.into(),
-            groundtruth: String::new(),
+            verily: String::new(),
             peer: String::new(),
             ratio: String::new(),
             target: String::new(),
@@ -37,8 +37,8 @@ impl Line {
         }
     }
 
-    pub fn gt(mut self, value: impl Into<String>) -> Self {
-        self.groundtruth = value.into();
+    pub fn verily(mut self, value: impl Into<String>) -> Self {
+        self.verily = value.into();
         self
     }
 
@@ -99,7 +99,7 @@ impl Report {
         let header = [
             "#",
             "measure",
-            "groundtruth",
+            "verily",
             "peer",
             "ratio",
             "target",
@@ -112,7 +112,7 @@ impl Report {
                 [
                     line.row.to_string(),
                     line.measure.clone(),
-                    line.groundtruth.clone(),
+                    line.verily.clone(),
                     line.peer.clone(),
                     line.ratio.clone(),
                     line.target.clone(),
@@ -144,7 +144,7 @@ impl Report {
             line(&mut out, row);
         }
         if !self.raw.is_empty() {
-            out.push_str("\nRaw values, every measured run in order (groundtruth and peer runs alternate):\n\n");
+            out.push_str("\nRaw values, every measured run in order (verily and peer runs alternate):\n\n");
             for raw in &self.raw {
                 let _ = writeln!(out, "- {}. {}: {}", raw.row, raw.label, raw.values);
             }

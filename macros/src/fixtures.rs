@@ -41,12 +41,12 @@ impl Fixtures {
         Self { types }
     }
 
-    /// Statements that build each fixture into `__groundtruth_arg{i}`.
+    /// Statements that build each fixture into `__verily_arg{i}`.
     pub fn setup(&self) -> TokenStream {
         let statements = self.types.iter().enumerate().map(|(index, ty)| {
             let arg = Self::arg(index);
             quote_spanned! {ty.span()=>
-                let #arg = __groundtruth_ctx.fixture::<#ty>().await?;
+                let #arg = __verily_ctx.fixture::<#ty>().await?;
             }
         });
         quote! { #(#statements)* }
@@ -73,12 +73,12 @@ impl Fixtures {
     pub fn needs(&self) -> TokenStream {
         let types = &self.types;
         quote! {
-            ::groundtruth::__private::Needs::NONE
-                #(.union(<#types as ::groundtruth::__private::Fixture>::NEEDS))*
+            ::verily::__private::Needs::NONE
+                #(.union(<#types as ::verily::__private::Fixture>::NEEDS))*
         }
     }
 
     fn arg(index: usize) -> Ident {
-        format_ident!("__groundtruth_arg{}", index)
+        format_ident!("__verily_arg{}", index)
     }
 }

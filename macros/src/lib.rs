@@ -1,7 +1,7 @@
-//! Attribute macros of groundtruth. Each entry point only parses and
+//! Attribute macros of verily. Each entry point only parses and
 //! dispatches; one module per attribute does parse → check → expand.
 //!
-//! Use them through the `groundtruth` crate, never directly.
+//! Use them through the `verily` crate, never directly.
 
 mod ctxt;
 mod enum_complete;
@@ -49,14 +49,14 @@ pub fn enum_complete(args: TokenStream, item: TokenStream) -> TokenStream {
     enum_complete::expand(args.into(), item.into()).into()
 }
 
-/// Any other integration test: `#[groundtruth::test(category = "e2e", timeout = "30s")]`.
+/// Any other integration test: `#[verily::test(category = "e2e", timeout = "30s")]`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), item.into()).into()
 }
 
 /// Marks an `impl Fixture for T` block (or any item) as test-only: it is
-/// compiled only when groundtruth's `testing` feature is on.
+/// compiled only when verily's `testing` feature is on.
 #[proc_macro_attribute]
 pub fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand_fixture(args.into(), item.into()).into()

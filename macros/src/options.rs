@@ -16,7 +16,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
-use groundtruth_runtime::similar::did_you_mean;
+use verily_runtime::similar::did_you_mean;
 
 /// One argument of an attribute.
 pub enum Arg {
@@ -113,7 +113,7 @@ impl TestOptions {
         };
         match name.as_str() {
             CATEGORY => {
-                if groundtruth_runtime::category::is_valid_name(&text.value()) {
+                if verily_runtime::category::is_valid_name(&text.value()) {
                     self.category = Some(text.value());
                 } else {
                     cx.error_spanned_by(
@@ -121,12 +121,12 @@ impl TestOptions {
                         format!(
                             "invalid category `{}`: use lowercase letters, digits, `-` and `_`, starting with a letter (built in: {})",
                             text.value(),
-                            groundtruth_runtime::category::BUILTIN.join(", ")
+                            verily_runtime::category::BUILTIN.join(", ")
                         ),
                     );
                 }
             }
-            TIMEOUT => match groundtruth_runtime::duration::parse_duration(&text.value()) {
+            TIMEOUT => match verily_runtime::duration::parse_duration(&text.value()) {
                 Ok(duration) => {
                     self.timeout_millis = Some(duration.as_millis().try_into().unwrap_or(u64::MAX))
                 }

@@ -18,7 +18,7 @@ pub struct Registration<'a> {
     pub options: &'a TestOptions,
     /// Const expression of type `Needs`.
     pub needs: TokenStream,
-    /// Statements of the async body, with `__groundtruth_ctx` in scope,
+    /// Statements of the async body, with `__verily_ctx` in scope,
     /// ending in an expression of type `TestResult`.
     pub body: TokenStream,
     /// Items placed beside the registration (files to track, say).
@@ -38,7 +38,7 @@ impl Registration<'_> {
         };
         let timeout = match self.options.timeout_millis {
             Some(millis) => {
-                quote!(::core::option::Option::Some(::groundtruth::__private::Duration::from_millis(#millis)))
+                quote!(::core::option::Option::Some(::verily::__private::Duration::from_millis(#millis)))
             }
             None => quote!(::core::option::Option::None),
         };
@@ -52,16 +52,16 @@ impl Registration<'_> {
             const _: () = {
                 #extra
 
-                fn __groundtruth_run(
-                    __groundtruth_ctx: &mut ::groundtruth::__private::TestContext,
-                ) -> ::groundtruth::__private::TestFuture<'_> {
+                fn __verily_run(
+                    __verily_ctx: &mut ::verily::__private::TestContext,
+                ) -> ::verily::__private::TestFuture<'_> {
                     ::std::boxed::Box::pin(async move {
                         #body
                     })
                 }
 
-                ::groundtruth::__private::register! {
-                    ::groundtruth::__private::TestDescriptor {
+                ::verily::__private::register! {
+                    ::verily::__private::TestDescriptor {
                         name: ::core::concat!(::core::module_path!(), "::", #name),
                         category: #category,
                         file: #file,
@@ -70,7 +70,7 @@ impl Registration<'_> {
                         ignore_reason: #ignore_reason,
                         timeout: #timeout,
                         needs: #needs,
-                        run: __groundtruth_run,
+                        run: __verily_run,
                     }
                 }
             };

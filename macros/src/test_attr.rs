@@ -1,5 +1,5 @@
-//! `#[groundtruth::test]`, for any test that is not one of the checks, and
-//! `#[groundtruth::fixture]`, which keeps fixture impls out of production.
+//! `#[verily::test]`, for any test that is not one of the checks, and
+//! `#[verily::fixture]`, which keeps fixture impls out of production.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
@@ -13,7 +13,7 @@ use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
 
 const OPTIONS: &[&str] = &[CATEGORY, TIMEOUT, IGNORE];
 
-/// Category of a `#[groundtruth::test]` that names none.
+/// Category of a `#[verily::test]` that names none.
 const DEFAULT_CATEGORY: &str = "integration";
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -36,7 +36,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut function = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(function) => function,
         Err(_) => {
-            cx.error_spanned_by(&item, "#[groundtruth::test] goes on a function");
+            cx.error_spanned_by(&item, "#[verily::test] goes on a function");
             return item_with_errors(item, cx.check().expect_err("an error was just recorded"));
         }
     };
@@ -49,7 +49,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             );
         }
     }
-    let fixtures = Fixtures::from_signature(&cx, &function.sig, "groundtruth::test");
+    let fixtures = Fixtures::from_signature(&cx, &function.sig, "verily::test");
     if let Err(error) = cx.check() {
         return item_with_errors(item, error);
     }
@@ -68,13 +68,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         needs: fixtures.needs(),
         body: quote! {
             #setup
-            ::groundtruth::__private::IntoTestResult::into_test_result(#call)
+            ::verily::__private::IntoTestResult::into_test_result(#call)
         },
         extra: TokenStream::new(),
     }
     .expand();
     quote! {
-        ::groundtruth::__private::emit! {
+        ::verily::__private::emit! {
             #function
             #registration
         }
@@ -122,11 +122,11 @@ fn take_ignore_attributes(cx: &Ctxt, attrs: &mut Vec<Attribute>, options: &mut T
 
 pub fn expand_fixture(args: TokenStream, item: TokenStream) -> TokenStream {
     if !args.is_empty() {
-        let error = syn::Error::new_spanned(&args, "#[groundtruth::fixture] takes no arguments");
+        let error = syn::Error::new_spanned(&args, "#[verily::fixture] takes no arguments");
         return item_with_errors(item, error);
     }
     let item = item.into_token_stream();
     quote! {
-        ::groundtruth::__private::emit! { #item }
+        ::verily::__private::emit! { #item }
     }
 }

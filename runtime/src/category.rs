@@ -1,6 +1,6 @@
 //! Test categories: the built-in tiers and users' own names.
 
-/// The categories groundtruth knows without being told, cheapest first: the
+/// The categories verily knows without being told, cheapest first: the
 /// order CI tiers follow and the order of the summary table.
 pub const BUILTIN: [&str; 9] = [
     "wiring",

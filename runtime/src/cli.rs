@@ -72,7 +72,7 @@ pub struct Options {
 pub const USAGE: &str = "\
 Usage: harness [OPTIONS] [FILTERS...]
 
-Runs the groundtruth tests linked into this binary. A test runs when its name
+Runs the verily tests linked into this binary. A test runs when its name
 contains any FILTER (or equals it, with --exact).
 
 Options (as libtest):
@@ -89,7 +89,7 @@ Options (as libtest):
       --color auto|always|never
   -h, --help                  Print this help
 
-groundtruth:
+verily:
       --category a,b          Run only these categories (repeatable)
       --skip-category c       Skip these categories (repeatable)
       --shard K/N             Run the K-th of N parts, split by a stable hash of each name
@@ -265,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn groundtruth_flags() {
+    fn verily_flags() {
         let options = parse([
             "--category",
             "wiring,schema",

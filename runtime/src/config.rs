@@ -1,4 +1,4 @@
-//! What a harness binary configures once, in `groundtruth::main!`: where
+//! What a harness binary configures once, in `verily::main!`: where
 //! migrations come from and which Docker images to start.
 
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ impl Config {
         self
     }
 
-    /// The Docker image (`name`, `tag`) to start; `GROUNDTRUTH_POSTGRES_IMAGE=name:tag` overrides it.
+    /// The Docker image (`name`, `tag`) to start; `VERILY_POSTGRES_IMAGE=name:tag` overrides it.
     pub fn postgres_image(mut self, name: &str, tag: &str) -> Self {
         self.image = (name.to_owned(), tag.to_owned());
         self
@@ -89,7 +89,7 @@ impl Config {
 
     /// Whether a test's database is reused by a later test after a verified
     /// reset (the default), or dropped and replaced by a fresh clone of the
-    /// template. `GROUNDTRUTH_DB_REUSE=0` (or `1`) overrides it.
+    /// template. `VERILY_DB_REUSE=0` (or `1`) overrides it.
     pub fn reuse_databases(mut self, reuse: bool) -> Self {
         self.reuse_databases = reuse;
         self
@@ -97,14 +97,14 @@ impl Config {
 
     /// Whether databases are reused, with the environment's override applied.
     pub(crate) fn reuses_databases(&self) -> bool {
-        match std::env::var("GROUNDTRUTH_DB_REUSE").as_deref() {
+        match std::env::var("VERILY_DB_REUSE").as_deref() {
             Ok("0" | "false") => false,
             Ok("1" | "true") => true,
             _ => self.reuse_databases,
         }
     }
 
-    /// The Redis image (`name`, `tag`) to start; `GROUNDTRUTH_REDIS_IMAGE=name:tag` overrides it.
+    /// The Redis image (`name`, `tag`) to start; `VERILY_REDIS_IMAGE=name:tag` overrides it.
     pub fn redis_image(mut self, name: &str, tag: &str) -> Self {
         self.redis_image = (name.to_owned(), tag.to_owned());
         self
@@ -128,13 +128,13 @@ impl Config {
     /// The image, with the environment's override applied.
     #[cfg(feature = "docker")]
     pub(crate) fn image(&self) -> (String, String) {
-        image_from_env("GROUNDTRUTH_POSTGRES_IMAGE").unwrap_or_else(|| self.image.clone())
+        image_from_env("VERILY_POSTGRES_IMAGE").unwrap_or_else(|| self.image.clone())
     }
 
     /// The Redis image, with the environment's override applied.
     #[cfg(all(feature = "redis", feature = "docker"))]
     pub(crate) fn redis_image_name(&self) -> (String, String) {
-        image_from_env("GROUNDTRUTH_REDIS_IMAGE").unwrap_or_else(|| self.redis_image.clone())
+        image_from_env("VERILY_REDIS_IMAGE").unwrap_or_else(|| self.redis_image.clone())
     }
 }
 

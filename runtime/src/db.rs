@@ -20,7 +20,7 @@ pub struct Db {
 }
 
 impl Db {
-    /// The database's name (`gt_<run>_<n>`).
+    /// The database's name (`vy_<run>_<n>`).
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -19,9 +19,9 @@ use crate::similar::did_you_mean;
 /// An enum declared with `#[enum_complete]`: its name and one value per
 /// variant. Generated; do not implement by hand.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not declared to groundtruth",
+    message = "`{Self}` is not declared to verily",
     label = "#[enum_complete] handlers call this with every variant, so the enum must be declared",
-    note = "add #[groundtruth::enum_complete] on `enum {Self}` (options such as `serde` or `pg_type = \"...\"` are not needed for handlers)"
+    note = "add #[verily::enum_complete] on `enum {Self}` (options such as `serde` or `pg_type = \"...\"` are not needed for handlers)"
 )]
 pub trait DeclaredEnum: Sized {
     /// The enum's name, for messages.
@@ -216,7 +216,7 @@ where
             T::NAME
         ));
     }
-    let table = format!("CREATE TEMPORARY TABLE groundtruth_enum_check (value {quoted})");
+    let table = format!("CREATE TEMPORARY TABLE verily_enum_check (value {quoted})");
     sqlx::raw_sql(AssertSqlSafe(table))
         .execute(&mut connection)
         .await
@@ -225,7 +225,7 @@ where
         })?;
     for (variant, value) in present {
         let back = sqlx::query_scalar::<_, T>(
-            "INSERT INTO groundtruth_enum_check (value) VALUES ($1) RETURNING value",
+            "INSERT INTO verily_enum_check (value) VALUES ($1) RETURNING value",
         )
         .bind(&value)
         .fetch_one(&mut connection)

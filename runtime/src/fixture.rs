@@ -21,16 +21,16 @@ use crate::registry::{Needs, TestDescriptor};
 /// Fixtures compose: `setup` may ask the context for other fixtures.
 ///
 /// ```ignore
-/// impl groundtruth::Fixture for Settings {
-///     async fn setup(_ctx: &mut groundtruth::TestContext) -> Result<Self, groundtruth::FixtureError> {
+/// impl verily::Fixture for Settings {
+///     async fn setup(_ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
 ///         Ok(Settings::for_tests())
 ///     }
 /// }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a groundtruth fixture",
-    label = "groundtruth does not know how to build this parameter",
-    note = "implement `groundtruth::Fixture` for `{Self}` (in a `#[groundtruth::fixture]` impl, so production builds leave it out)"
+    message = "`{Self}` is not a verily fixture",
+    label = "verily does not know how to build this parameter",
+    note = "implement `verily::Fixture` for `{Self}` (in a `#[verily::fixture]` impl, so production builds leave it out)"
 )]
 pub trait Fixture: Sized + Send + 'static {
     /// Infrastructure this fixture needs, including what the fixtures it
@@ -82,7 +82,7 @@ pub struct TestContext {
 }
 
 /// Gives back one thing a test borrowed; `true` asks to keep it (a failed
-/// test's, with `GROUNDTRUTH_KEEP=1`).
+/// test's, with `VERILY_KEEP=1`).
 type GiveBack = Box<dyn FnOnce(bool) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A test's database and the server it lives on, returned at the end.
@@ -162,7 +162,7 @@ impl TestContext {
     /// Runs `give_back` when the test ends (after the body, also when it
     /// failed or panicked; the last registered runs first). Its argument
     /// asks to keep what was borrowed: the test failed and
-    /// `GROUNDTRUTH_KEEP=1` is set. A test stopped at its timeout gives
+    /// `VERILY_KEEP=1` is set. A test stopped at its timeout gives
     /// nothing back; the service's shutdown cleans up after it.
     pub fn at_end<F, Fut>(&mut self, give_back: F)
     where
@@ -203,7 +203,7 @@ impl TestContext {
     }
 
     /// Returns what the test borrowed: closes its pool, then drops its
-    /// database (or keeps a failed test's, with `GROUNDTRUTH_KEEP=1`).
+    /// database (or keeps a failed test's, with `VERILY_KEEP=1`).
     pub(crate) async fn finish(mut self, failed: bool) {
         // Connections fixtures held close before their databases go.
         self.held.clear();

@@ -1,8 +1,17 @@
-//! Runtime of groundtruth: the registry that generated tests submit to, the
+//! Runtime of verily: the registry that generated tests submit to, the
 //! harness CLI, the runner, fixtures and reports.
 //!
 //! Without the `harness` feature this crate is only [`category`],
 //! [`duration`] and [`similar`], with no dependencies: what the macros check at compile time.
+
+// The harness runs servers as child processes tied to the run with Unix
+// signals, process groups and Unix sockets: it is Unix-only (tested on Linux).
+#[cfg(all(feature = "harness", not(unix)))]
+compile_error!(
+    "verily's `testing` feature (verily-runtime's `harness`) runs on Unix only (Linux; macOS untested): \
+     run the tests on Linux, in WSL2 or in a Linux container. The attributes and the `Wire` trait, \
+     without `testing`, build on every target."
+);
 
 pub mod category;
 pub mod duration;

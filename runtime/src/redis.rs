@@ -170,7 +170,7 @@ impl Fixture for ConnectionManager {
 }
 
 /// A Redis server of the test's own (a local redis-server, or a container
-/// with `GROUNDTRUTH_REDIS=docker`), for tests of what a service does when
+/// with `VERILY_REDIS=docker`), for tests of what a service does when
 /// Redis goes away. Stopped, paused or running, it is killed and removed
 /// when the test ends, however it ends (drop), and never outlives the run.
 pub struct RedisServer {

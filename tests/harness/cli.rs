@@ -16,7 +16,7 @@ fn names(listing: &str) -> Vec<String> {
         .collect()
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn list_terse_prints_only_name_test_lines() -> Result<(), String> {
     let demo = demo_binary()?;
     let listed = run(demo, &["--list", "--format", "terse"]);
@@ -42,7 +42,7 @@ fn names_of(listing: &str) -> Vec<String> {
     names(listing)
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn under_nextest_names_carry_their_category() -> Result<(), String> {
     let demo = demo_binary()?;
     let listed = run_with_env(demo, &["--list", "--format", "terse"], &[("NEXTEST", "1")]);
@@ -61,7 +61,7 @@ fn under_nextest_names_carry_their_category() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn exact_and_skip_select_by_name() -> Result<(), String> {
     let demo = demo_binary()?;
     let exact = run(demo, &["--exact", "demo::passes", "--format", "json"]);
@@ -85,7 +85,7 @@ fn exact_and_skip_select_by_name() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn bad_command_lines_exit_2_and_name_the_problem() -> Result<(), String> {
     let demo = demo_binary()?;
     let unknown_flag = run(demo, &["--frobnicate"]);
@@ -112,7 +112,7 @@ fn bad_command_lines_exit_2_and_name_the_problem() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn each_failure_is_reported_alone_and_the_rest_go_on() -> Result<(), String> {
     let demo = demo_binary()?;
     let all = run(
@@ -190,7 +190,7 @@ fn each_failure_is_reported_alone_and_the_rest_go_on() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn timeout_flag_is_the_default_and_a_test_can_override_it() -> Result<(), String> {
     let demo = demo_binary()?;
     let run = run(
@@ -218,7 +218,7 @@ fn timeout_flag_is_the_default_and_a_test_can_override_it() -> Result<(), String
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn tests_run_in_parallel_up_to_test_threads() -> Result<(), String> {
     let demo = demo_binary()?;
     let together = run(
@@ -252,7 +252,7 @@ fn tests_run_in_parallel_up_to_test_threads() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn ignored_tests_run_only_when_asked() -> Result<(), String> {
     let demo = demo_binary()?;
     let only = run(demo, &["--ignored", "--format", "json"]);
@@ -277,7 +277,7 @@ fn ignored_tests_run_only_when_asked() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn shards_split_the_suite_with_no_overlap_and_no_gap() -> Result<(), String> {
     let demo = demo_binary()?;
     let everything: BTreeSet<String> = names(&run(demo, &["--list", "--format", "terse"]).stdout)
@@ -294,7 +294,7 @@ fn shards_split_the_suite_with_no_overlap_and_no_gap() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn pretty_output_ends_with_a_table_per_category() -> Result<(), String> {
     let demo = demo_binary()?;
     let pretty = run(demo, &["--category", "smoke", "--color", "never"]);
@@ -328,10 +328,10 @@ fn pretty_output_ends_with_a_table_per_category() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn junit_report_has_a_suite_per_category() -> Result<(), String> {
     let demo = demo_binary()?;
-    let dir = std::env::temp_dir().join(format!("groundtruth-junit-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("verily-junit-{}", std::process::id()));
     let path = dir.join("nested/report.xml");
     let path_text = path.to_string_lossy().into_owned();
     let junit = run(
@@ -373,7 +373,7 @@ fn junit_report_has_a_suite_per_category() -> Result<(), String> {
     Ok(())
 }
 
-#[groundtruth::test(category = "integration", timeout = "10m")]
+#[verily::test(category = "integration", timeout = "10m")]
 fn nocapture_prints_panics_as_they_happen_and_color_is_chosen() -> Result<(), String> {
     let demo = demo_binary()?;
     let panic = ["--exact", "demo::panics_with_a_message"];

@@ -4,9 +4,9 @@
 
 use crate::support::cargo_test_example;
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn each_enum_incident_is_caught_by_its_check() {
-    let local = [("GROUNDTRUTH_POSTGRES", "local")];
+    let local = [("VERILY_POSTGRES", "local")];
     let healthy = cargo_test_example(
         "events",
         &[],

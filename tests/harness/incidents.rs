@@ -3,7 +3,7 @@
 
 use crate::support::{cargo, cargo_test_example};
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn unwired_repository_is_caught_by_the_wiring_tests() {
     let healthy = cargo_test_example(
         "operations",
@@ -51,7 +51,7 @@ fn unwired_repository_is_caught_by_the_wiring_tests() {
     );
 }
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn linkme_backend_finds_the_same_tests_as_inventory() {
     let listing = |features: &[&str]| {
         let run = cargo_test_example(
@@ -64,14 +64,14 @@ fn linkme_backend_finds_the_same_tests_as_inventory() {
         run.stdout
     };
     let inventory = listing(&[]);
-    let linkme = listing(&["groundtruth/linkme"]);
+    let linkme = listing(&["verily/linkme"]);
     assert_eq!(inventory.lines().count(), 19, "{inventory}");
     assert_eq!(inventory, linkme);
 }
 
 /// The production build of the example contains no generated test and no
 /// test-only dependency; its test build has both (the check can fail).
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn production_builds_carry_no_tests() {
     let tree = cargo()
         // Proc-macro crates run at build time and link nothing in.
@@ -98,7 +98,7 @@ fn production_builds_carry_no_tests() {
         "linkme",
         "testcontainers",
         "bollard",
-        "groundtruth-runtime",
+        "verily-runtime",
     ] {
         assert!(
             !tree
@@ -138,7 +138,7 @@ fn production_builds_carry_no_tests() {
     );
 }
 
-/// Symbols of groundtruth's registry and runner in a binary.
+/// Symbols of verily's registry and runner in a binary.
 fn registry_symbols(binary: &str) -> usize {
     let output = std::process::Command::new("nm")
         .args(["--demangle", binary])
@@ -146,17 +146,17 @@ fn registry_symbols(binary: &str) -> usize {
         .expect("nm (binutils) is installed");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|line| line.contains("groundtruth_runtime::") || line.contains("inventory::"))
+        .filter(|line| line.contains("verily_runtime::") || line.contains("inventory::"))
         .count()
 }
 
 /// `cargo nextest run` on the example's harness, selecting the wiring
 /// category by a filter expression: it sees the incident too.
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn nextest_runs_a_category_by_filter_expression() {
     let nextest = cargo().args(["nextest", "--version"]).output();
     if !nextest.is_ok_and(|output| output.status.success()) {
-        groundtruth::skip(
+        verily::skip(
             "cargo-nextest is not installed: `cargo install cargo-nextest` to run this check",
         );
     }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use groundtruth::{PgServer, TcpProxy};
 use sqlx::{Connection, PgConnection};
+use verily::{PgServer, TcpProxy};
 
 use crate::support::cargo_test_example;
 
@@ -29,7 +29,7 @@ async fn answers(server: &PgServer) -> bool {
     )
 }
 
-#[groundtruth::test(category = "error", timeout = "2m")]
+#[verily::test(category = "error", timeout = "2m")]
 async fn a_server_stopped_and_started_keeps_its_data_and_address(server: PgServer) {
     let mut connection = server.connect().await.unwrap();
     sqlx::raw_sql("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept')")
@@ -56,7 +56,7 @@ async fn a_server_stopped_and_started_keeps_its_data_and_address(server: PgServe
     assert!(answers(&server).await);
 }
 
-#[groundtruth::test(category = "error", timeout = "2m")]
+#[verily::test(category = "error", timeout = "2m")]
 async fn a_paused_server_accepts_but_never_answers_until_resumed(server: PgServer) {
     let mut connection = server.connect().await.unwrap();
     sqlx::raw_sql("CREATE TABLE notes (body text)")
@@ -77,7 +77,7 @@ async fn a_paused_server_accepts_but_never_answers_until_resumed(server: PgServe
     assert!(answers(&server).await);
 }
 
-#[groundtruth::test(category = "error", timeout = "2m")]
+#[verily::test(category = "error", timeout = "2m")]
 async fn terminating_connections_ends_every_client_but_the_server_stays(server: PgServer) {
     let mut first = server.connect().await.unwrap();
     let mut second = server.connect().await.unwrap();
@@ -99,7 +99,7 @@ async fn terminating_connections_ends_every_client_but_the_server_stays(server: 
     assert_eq!(server.terminate_connections().await.unwrap(), 0);
 }
 
-#[groundtruth::test(category = "error", timeout = "2m")]
+#[verily::test(category = "error", timeout = "2m")]
 async fn a_proxy_cuts_black_holes_delays_and_restores(server: PgServer) {
     let proxy = TcpProxy::to(&server).await.unwrap();
     assert_eq!(
@@ -151,7 +151,7 @@ async fn a_proxy_cuts_black_holes_delays_and_restores(server: PgServer) {
     assert!(started.elapsed() < latency, "{:?}", started.elapsed());
 }
 
-#[groundtruth::test(category = "error", timeout = "2m")]
+#[verily::test(category = "error", timeout = "2m")]
 async fn a_proxy_to_a_stopped_server_resets_its_clients(server: PgServer) {
     let proxy = server.proxy().await.unwrap();
     server.stop().await.unwrap();
@@ -161,7 +161,7 @@ async fn a_proxy_to_a_stopped_server_resets_its_clients(server: PgServer) {
     PgConnection::connect(&proxy.url()).await.unwrap();
 }
 
-#[groundtruth::test(category = "error", timeout = "2m")]
+#[verily::test(category = "error", timeout = "2m")]
 async fn wrong_credentials_are_refused_over_tcp(server: PgServer) {
     let error = PgConnection::connect(&server.url_as("postgres", "not-the-password"))
         .await
@@ -176,7 +176,7 @@ async fn wrong_credentials_are_refused_over_tcp(server: PgServer) {
 
 /// The Docker source: the same controls on a container of the test's own,
 /// which is gone once the server is dropped.
-#[groundtruth::test(category = "error", timeout = "5m")]
+#[verily::test(category = "error", timeout = "5m")]
 async fn a_container_of_the_tests_own_breaks_heals_and_is_removed() {
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")
@@ -187,17 +187,16 @@ async fn a_container_of_the_tests_own_breaks_heals_and_is_removed() {
             .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
     if docker(&["version", "--format", "{{.Server.Version}}"]).is_none() {
-        groundtruth::skip("no Docker engine answers on this machine");
+        verily::skip("no Docker engine answers on this machine");
     }
-    let image =
-        std::env::var("GROUNDTRUTH_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:15".to_owned());
+    let image = std::env::var("VERILY_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:15".to_owned());
     if docker(&["image", "inspect", &image]).is_none() {
-        groundtruth::skip(format!(
+        verily::skip(format!(
             "image {image} is not here and no registry may be reachable: build it with .ci/postgres-image.sh"
         ));
     }
-    let ours = format!("label=groundtruth.exclusive.pid={}", std::process::id());
-    let server = PgServer::docker(&groundtruth::Config::new().no_migrations())
+    let ours = format!("label=verily.exclusive.pid={}", std::process::id());
+    let server = PgServer::docker(&verily::Config::new().no_migrations())
         .await
         .unwrap();
     assert!(
@@ -243,14 +242,14 @@ async fn a_container_of_the_tests_own_breaks_heals_and_is_removed() {
 /// caught by its `error` test with its message. The hung database is
 /// reported at the test's own timeout, and the server it left paused is
 /// gone after the run: no directory, no process.
-#[groundtruth::test(category = "e2e", timeout = "20m")]
+#[verily::test(category = "e2e", timeout = "20m")]
 fn each_outage_incident_is_caught_by_its_test() {
-    let runtime = std::env::temp_dir().join(format!("gt-outages-{}", std::process::id()));
+    let runtime = std::env::temp_dir().join(format!("vy-outages-{}", std::process::id()));
     std::fs::create_dir_all(&runtime).unwrap();
     let runtime_dir = runtime.to_string_lossy().into_owned();
     let env = [
-        ("GROUNDTRUTH_POSTGRES", "local"),
-        ("GROUNDTRUTH_RUNTIME_DIR", runtime_dir.as_str()),
+        ("VERILY_POSTGRES", "local"),
+        ("VERILY_RUNTIME_DIR", runtime_dir.as_str()),
     ];
     let args = ["--category", "error", "--format", "json"];
 
@@ -334,7 +333,7 @@ fn leftovers(runtime: &std::path::Path) -> Vec<String> {
 
 /// With only a URL source, no test can have a server of its own: the
 /// fixture fails and says what to do.
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn a_url_source_cannot_give_a_test_its_own_server() {
     let run = cargo_test_example(
         "operations",
@@ -346,7 +345,7 @@ fn a_url_source_cannot_give_a_test_its_own_server() {
             "json",
         ],
         &[
-            ("GROUNDTRUTH_POSTGRES", "url"),
+            ("VERILY_POSTGRES", "url"),
             ("DATABASE_URL", "postgres://app@127.0.0.1:1/app"),
         ],
     );
@@ -361,7 +360,7 @@ fn a_url_source_cannot_give_a_test_its_own_server() {
     );
     assert!(
         message.contains("a server named by a URL is shared")
-            && message.contains("set GROUNDTRUTH_POSTGRES=local"),
+            && message.contains("set VERILY_POSTGRES=local"),
         "{message}"
     );
 }

@@ -11,18 +11,17 @@ use crate::support::{build_test_binary, cargo_test_example, run_with_env};
 fn demo_db() -> &'static Path {
     static DEMO_DB: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DEMO_DB.get_or_init(|| {
-        build_test_binary(&["-p", "groundtruth", "--test", "demo_db"])
-            .expect("tests/demo_db.rs builds")
+        build_test_binary(&["-p", "verily", "--test", "demo_db"]).expect("tests/demo_db.rs builds")
     })
 }
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn each_persistence_incident_is_caught_by_its_test() {
     let healthy = cargo_test_example(
         "operations",
         &[],
         &["--category", "persistence", "--format", "json"],
-        &[("GROUNDTRUTH_POSTGRES", "local")],
+        &[("VERILY_POSTGRES", "local")],
     );
     assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
     assert_eq!(healthy.finished().len(), 7);
@@ -52,7 +51,7 @@ fn each_persistence_incident_is_caught_by_its_test() {
             "operations",
             &[feature],
             &["--category", "persistence", "--format", "json"],
-            &[("GROUNDTRUTH_POSTGRES", "local")],
+            &[("VERILY_POSTGRES", "local")],
         );
         assert_eq!(
             broken.code, 101,
@@ -66,13 +65,13 @@ fn each_persistence_incident_is_caught_by_its_test() {
     }
 }
 
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn an_uncommitted_write_is_caught_and_tests_that_need_nothing_start_nothing() {
     let demo = demo_db();
     let run = run_with_env(
         demo,
         &["--skip", "waits_forever", "--format", "json"],
-        &[("GROUNDTRUTH_POSTGRES", "local")],
+        &[("VERILY_POSTGRES", "local")],
     );
     assert_eq!(run.outcome("writes_a_thing"), "passed", "{}", run.stderr);
     assert_eq!(run.outcome("leaves_its_write_uncommitted"), "failed");
@@ -91,7 +90,7 @@ fn an_uncommitted_write_is_caught_and_tests_that_need_nothing_start_nothing() {
     let nothing = run_with_env(
         demo,
         &["--category", "smoke"],
-        &[("GROUNDTRUTH_POSTGRES", "local")],
+        &[("VERILY_POSTGRES", "local")],
     );
     assert_eq!(nothing.code, 0);
     assert!(
@@ -101,14 +100,14 @@ fn an_uncommitted_write_is_caught_and_tests_that_need_nothing_start_nothing() {
     );
 }
 
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn a_failing_migration_stops_every_persistence_test_with_one_message() {
     let demo = demo_db();
     let run = run_with_env(
         demo,
         &["--skip", "waits_forever", "--format", "json"],
         &[
-            ("GROUNDTRUTH_POSTGRES", "local"),
+            ("VERILY_POSTGRES", "local"),
             ("DEMO_MIGRATIONS", "tests/fixtures/migrations/broken"),
         ],
     );
@@ -141,16 +140,16 @@ fn a_failing_migration_stops_every_persistence_test_with_one_message() {
     );
 }
 
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn a_forced_source_that_is_unavailable_is_an_error_not_a_fallback() {
     let demo = demo_db();
     let run = run_with_env(
         demo,
         &["--exact", "demo_db::writes_a_thing", "--format", "json"],
         &[
-            ("GROUNDTRUTH_POSTGRES", "url"),
+            ("VERILY_POSTGRES", "url"),
             ("DATABASE_URL", ""),
-            ("GROUNDTRUTH_DATABASE_URL", ""),
+            ("VERILY_DATABASE_URL", ""),
         ],
     );
     assert_eq!(run.outcome("writes_a_thing"), "failed");
@@ -160,14 +159,14 @@ fn a_forced_source_that_is_unavailable_is_an_error_not_a_fallback() {
         .to_owned();
     assert!(
         message.contains(
-            "GROUNDTRUTH_POSTGRES=url, but neither GROUNDTRUTH_DATABASE_URL nor DATABASE_URL is set"
+            "VERILY_POSTGRES=url, but neither VERILY_DATABASE_URL nor DATABASE_URL is set"
         ),
         "{message}"
     );
     let bogus = run_with_env(
         demo,
         &["--exact", "demo_db::writes_a_thing", "--format", "json"],
-        &[("GROUNDTRUTH_POSTGRES", "cloud")],
+        &[("VERILY_POSTGRES", "cloud")],
     );
     let message = bogus.finished()["demo_db::writes_a_thing"]["message"]
         .as_str()
@@ -180,25 +179,25 @@ fn a_forced_source_that_is_unavailable_is_an_error_not_a_fallback() {
 }
 
 /// A server this test starts itself, reached by URL: the run touches only
-/// its own `gt_` databases, removes a dead run's, and never another's.
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+/// its own `vy_` databases, removes a dead run's, and never another's.
+#[verily::test(category = "e2e", timeout = "10m")]
 fn url_source_creates_and_drops_only_its_own_databases() {
     let server = Server::start();
     server.psql("CREATE DATABASE other_app");
     // A dead run's leftover (nobody holds its advisory lock).
-    server.psql("CREATE DATABASE gt_00000000deadbeef_3");
+    server.psql("CREATE DATABASE vy_00000000deadbeef_3");
     let demo = demo_db();
     let run = run_with_env(
         demo,
         &["--skip", "waits_forever", "--format", "json"],
         &[
-            ("GROUNDTRUTH_POSTGRES", "url"),
-            ("GROUNDTRUTH_DATABASE_URL", &server.url),
+            ("VERILY_POSTGRES", "url"),
+            ("VERILY_DATABASE_URL", &server.url),
         ],
     );
     assert_eq!(run.outcome("writes_a_thing"), "passed", "{}", run.stderr);
     assert!(
-        run.stderr.contains("postgres: GROUNDTRUTH_DATABASE_URL"),
+        run.stderr.contains("postgres: VERILY_DATABASE_URL"),
         "{}",
         run.stderr
     );
@@ -213,17 +212,14 @@ fn url_source_creates_and_drops_only_its_own_databases() {
     let refused = run_with_env(
         demo,
         &["--exact", "demo_db::writes_a_thing", "--format", "json"],
-        &[
-            ("GROUNDTRUTH_POSTGRES", "url"),
-            ("GROUNDTRUTH_DATABASE_URL", &reader),
-        ],
+        &[("VERILY_POSTGRES", "url"), ("VERILY_DATABASE_URL", &reader)],
     );
     let message = refused.finished()["demo_db::writes_a_thing"]["message"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     assert!(
-        message.contains("the user `reader` of GROUNDTRUTH_DATABASE_URL cannot CREATE DATABASE")
+        message.contains("the user `reader` of VERILY_DATABASE_URL cannot CREATE DATABASE")
             && message.contains("ALTER ROLE \"reader\" CREATEDB"),
         "{message}"
     );
@@ -231,7 +227,7 @@ fn url_source_creates_and_drops_only_its_own_databases() {
 
 /// `kill -9` gives the harness no chance to clean up: its local server must
 /// not outlive it, and the next run removes what is left.
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn a_killed_run_leaves_nothing_the_next_run_does_not_remove() {
     let demo = demo_db();
     let mut child = holding_a_database(demo);
@@ -253,7 +249,7 @@ fn a_killed_run_leaves_nothing_the_next_run_does_not_remove() {
     let next = run_with_env(
         demo,
         &["--exact", "demo_db::writes_a_thing"],
-        &[("GROUNDTRUTH_POSTGRES", "local")],
+        &[("VERILY_POSTGRES", "local")],
     );
     assert_eq!(next.code, 0, "{}", next.stderr);
     let leftovers = cluster_dirs_of(harness);
@@ -263,19 +259,19 @@ fn a_killed_run_leaves_nothing_the_next_run_does_not_remove() {
     );
 }
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn docker_source_runs_the_persistence_suite_and_removes_its_container() {
     let engine = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output();
     if !engine.is_ok_and(|output| output.status.success()) {
-        groundtruth::skip("no Docker engine answers on this machine");
+        verily::skip("no Docker engine answers on this machine");
     }
     let image = Command::new("docker")
         .args(["image", "inspect", "postgres:15"])
         .output();
     if !image.is_ok_and(|output| output.status.success()) {
-        groundtruth::skip(
+        verily::skip(
             "image postgres:15 is not here and no registry may be reachable: build it with .ci/postgres-image.sh",
         );
     }
@@ -283,7 +279,7 @@ fn docker_source_runs_the_persistence_suite_and_removes_its_container() {
         "operations",
         &[],
         &["--category", "persistence", "--format", "json"],
-        &[("GROUNDTRUTH_POSTGRES", "docker")],
+        &[("VERILY_POSTGRES", "docker")],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.finished().len(), 7);
@@ -294,7 +290,7 @@ fn docker_source_runs_the_persistence_suite_and_removes_its_container() {
         run.stderr
     );
     let left = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=groundtruth.pid"])
+        .args(["ps", "-aq", "--filter", "label=verily.pid"])
         .output()
         .expect("docker ps runs");
     assert_eq!(
@@ -309,7 +305,7 @@ fn docker_source_runs_the_persistence_suite_and_removes_its_container() {
 fn holding_a_database(demo: &Path) -> std::process::Child {
     let mut child = Command::new(demo)
         .args(["--exact", "demo_db::waits_forever", "--nocapture"])
-        .env("GROUNDTRUTH_POSTGRES", "local")
+        .env("VERILY_POSTGRES", "local")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -319,24 +315,20 @@ fn holding_a_database(demo: &Path) -> std::process::Child {
         .map_while(Result::ok)
         .find(|line| line.starts_with("holding "))
         .expect("the test says which database it holds");
-    assert!(line.starts_with("holding gt_"), "{line}");
+    assert!(line.starts_with("holding vy_"), "{line}");
     child
 }
 
 /// Cluster directories a run with this pid made, in any user's runtime root.
 fn cluster_dirs_of(harness: u32) -> usize {
     let prefix = format!("cluster-{harness}-");
-    let base = groundtruth_runtime::infra::postgres::local::runtime_base();
+    let base = verily_runtime::infra::postgres::local::runtime_base();
     let Ok(roots) = std::fs::read_dir(base) else {
         return 0;
     };
     roots
         .filter_map(Result::ok)
-        .filter(|root| {
-            root.file_name()
-                .to_string_lossy()
-                .starts_with("groundtruth-")
-        })
+        .filter(|root| root.file_name().to_string_lossy().starts_with("verily-"))
         .filter_map(|root| std::fs::read_dir(root.path()).ok())
         .flat_map(|entries| entries.filter_map(Result::ok))
         .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
@@ -373,13 +365,13 @@ fn postgres_children_of(parent: u32) -> Vec<u32> {
 /// A throwaway PostgreSQL server for the URL tests, started with the
 /// runtime's own local-cluster code and stopped on drop.
 struct Server {
-    cluster: groundtruth_runtime::infra::postgres::local::LocalCluster,
+    cluster: verily_runtime::infra::postgres::local::LocalCluster,
     url: String,
 }
 
 impl Server {
     fn start() -> Self {
-        use groundtruth_runtime::infra::postgres::local;
+        use verily_runtime::infra::postgres::local;
         let binaries = local::find_binaries().expect("PostgreSQL binaries are installed");
         let cluster = local::LocalCluster::start(binaries).expect("a throwaway server starts");
         let url = cluster.url_pattern().replace("{database}", "postgres");
@@ -411,15 +403,15 @@ impl Server {
     }
 }
 
-/// `GROUNDTRUTH_KEEP=1`: the server and the failed test's database outlive
+/// `VERILY_KEEP=1`: the server and the failed test's database outlive
 /// the run, and the run says how to reach and remove them.
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn keep_leaves_the_failed_tests_database_reachable() {
     let demo = demo_db();
     let run = run_with_env(
         demo,
         &["--exact", "demo_db::leaves_its_write_uncommitted"],
-        &[("GROUNDTRUTH_POSTGRES", "local"), ("GROUNDTRUTH_KEEP", "1")],
+        &[("VERILY_POSTGRES", "local"), ("VERILY_KEEP", "1")],
     );
     assert_eq!(run.code, 101);
     let database = run
@@ -452,7 +444,7 @@ fn keep_leaves_the_failed_tests_database_reachable() {
         .trim()
         .to_owned();
 
-    let psql = groundtruth_runtime::infra::postgres::local::find_binaries()
+    let psql = verily_runtime::infra::postgres::local::find_binaries()
         .expect("PostgreSQL binaries are installed")
         .dir
         .join("psql");
@@ -482,7 +474,7 @@ fn keep_leaves_the_failed_tests_database_reachable() {
 }
 
 /// Ctrl-C (SIGINT) stops the run, and its server and directory with it.
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn ctrl_c_tears_the_run_down() {
     let demo = demo_db();
     let mut child = holding_a_database(demo);
@@ -510,7 +502,7 @@ fn ctrl_c_tears_the_run_down() {
 fn demo_reuse() -> &'static Path {
     static DEMO_REUSE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DEMO_REUSE.get_or_init(|| {
-        build_test_binary(&["-p", "groundtruth", "--test", "demo_reuse"])
+        build_test_binary(&["-p", "verily", "--test", "demo_reuse"])
             .expect("tests/demo_reuse.rs builds")
     })
 }
@@ -529,13 +521,13 @@ fn clones_and_reuses(stderr: &str) -> (usize, usize) {
     (number_before("cloned"), number_before("reused"))
 }
 
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn databases_are_reused_only_after_a_verified_reset() {
     // One thread, so that tests follow each other on few databases.
     let run = run_with_env(
         demo_reuse(),
         &["--test-threads", "1", "--format", "json"],
-        &[("GROUNDTRUTH_POSTGRES", "local")],
+        &[("VERILY_POSTGRES", "local")],
     );
     // Every test checked, on a fresh connection, that it started from the
     // template's state, reused database or not.
@@ -559,15 +551,12 @@ fn databases_are_reused_only_after_a_verified_reset() {
     let cloning = run_with_env(
         demo_reuse(),
         &["--test-threads", "1", "--format", "json"],
-        &[
-            ("GROUNDTRUTH_POSTGRES", "local"),
-            ("GROUNDTRUTH_DB_REUSE", "0"),
-        ],
+        &[("VERILY_POSTGRES", "local"), ("VERILY_DB_REUSE", "0")],
     );
     assert_eq!(cloning.code, 0, "{}\n{}", cloning.stdout, cloning.stderr);
     assert!(
         !cloning.stderr.contains("reused"),
-        "GROUNDTRUTH_DB_REUSE=0 still reused: {}",
+        "VERILY_DB_REUSE=0 still reused: {}",
         cloning.stderr
     );
 }
@@ -615,7 +604,7 @@ fn wait_until_gone(base: &Path, limit: std::time::Duration) -> (Vec<String>, Vec
 /// A runtime directory of the test's own, readable by the server's account.
 fn private_runtime_dir(name: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("gt-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("vy-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a runtime dir");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     dir
@@ -624,14 +613,14 @@ fn private_runtime_dir(name: &str) -> std::path::PathBuf {
 /// nextest's way: a process per test. The processes share one cluster and
 /// one migrated template, reuse each other's databases, and the cluster is
 /// gone after the run, also when a process was killed mid-test.
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn processes_of_a_nextest_run_share_one_cluster_and_leave_nothing() {
     let base = private_runtime_dir("shared");
     let base_text = base.to_string_lossy().into_owned();
     let env = [
-        ("GROUNDTRUTH_SHARED", "1"),
-        ("GROUNDTRUTH_RUNTIME_DIR", base_text.as_str()),
-        ("GROUNDTRUTH_SHARED_IDLE_MS", "500"),
+        ("VERILY_SHARED", "1"),
+        ("VERILY_RUNTIME_DIR", base_text.as_str()),
+        ("VERILY_SHARED_IDLE_MS", "500"),
     ];
     let mut keepers = Vec::new();
     let mut migrated = 0;

@@ -7,16 +7,16 @@ use std::process::Command;
 
 use crate::support::{Run, cargo_test_example};
 
-/// The example's harness on `GROUNDTRUTH_REDIS=source`.
+/// The example's harness on `VERILY_REDIS=source`.
 fn risk(features: &[&str], args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut args = args.to_vec();
     args.extend(["--format", "json"]);
     cargo_test_example("risk", features, &args, env)
 }
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn the_bytes_mode_decoding_incident_is_caught_by_its_named_test() {
-    let healthy = risk(&[], &[], &[("GROUNDTRUTH_REDIS", "local")]);
+    let healthy = risk(&[], &[], &[("VERILY_REDIS", "local")]);
     assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
     let finished = healthy.finished();
     assert_eq!(finished.len(), 4, "{:?}", finished.keys());
@@ -42,7 +42,7 @@ fn the_bytes_mode_decoding_incident_is_caught_by_its_named_test() {
     let broken = risk(
         &["bug-decode-assumes-strings"],
         &[],
-        &[("GROUNDTRUTH_REDIS", "local")],
+        &[("VERILY_REDIS", "local")],
     );
     assert_eq!(broken.code, 101, "{}\n{}", broken.stdout, broken.stderr);
     let finished = broken.finished();
@@ -64,23 +64,23 @@ fn the_bytes_mode_decoding_incident_is_caught_by_its_named_test() {
     );
 }
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn docker_source_runs_the_risk_suite_and_removes_its_containers() {
     let engine = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output();
     if !engine.is_ok_and(|output| output.status.success()) {
-        groundtruth::skip("no Docker engine answers on this machine");
+        verily::skip("no Docker engine answers on this machine");
     }
     let image = Command::new("docker")
         .args(["image", "inspect", "redis:7.0"])
         .output();
     if !image.is_ok_and(|output| output.status.success()) {
-        groundtruth::skip(
+        verily::skip(
             "image redis:7.0 is not here and no registry may be reachable: build it with .ci/redis-image.sh",
         );
     }
-    let run = risk(&[], &[], &[("GROUNDTRUTH_REDIS", "docker")]);
+    let run = risk(&[], &[], &[("VERILY_REDIS", "docker")]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.finished().len(), 4);
     assert!(
@@ -89,7 +89,7 @@ fn docker_source_runs_the_risk_suite_and_removes_its_containers() {
         run.stderr
     );
     let left = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=groundtruth.pid"])
+        .args(["ps", "-aq", "--filter", "label=verily.pid"])
         .output()
         .expect("docker ps runs");
     assert_eq!(
@@ -99,7 +99,7 @@ fn docker_source_runs_the_risk_suite_and_removes_its_containers() {
     );
 }
 
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 fn a_forced_redis_source_that_is_unavailable_is_an_error_not_a_fallback() {
     let exact = [
         "--exact",
@@ -108,7 +108,7 @@ fn a_forced_redis_source_that_is_unavailable_is_an_error_not_a_fallback() {
     let run = risk(
         &[],
         &exact,
-        &[("GROUNDTRUTH_REDIS", "url"), ("GROUNDTRUTH_REDIS_URL", "")],
+        &[("VERILY_REDIS", "url"), ("VERILY_REDIS_URL", "")],
     );
     assert_eq!(run.code, 101, "{}", run.stderr);
     let message = run.finished()["harness::reads_counters_written_by_another_client"]["message"]
@@ -117,9 +117,9 @@ fn a_forced_redis_source_that_is_unavailable_is_an_error_not_a_fallback() {
         .to_owned();
     assert_eq!(
         message,
-        "fixture failed: GROUNDTRUTH_REDIS=url, but GROUNDTRUTH_REDIS_URL is not set"
+        "fixture failed: VERILY_REDIS=url, but VERILY_REDIS_URL is not set"
     );
-    let bogus = risk(&[], &exact, &[("GROUNDTRUTH_REDIS", "cloud")]);
+    let bogus = risk(&[], &exact, &[("VERILY_REDIS", "cloud")]);
     let message = bogus.finished()["harness::reads_counters_written_by_another_client"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -133,9 +133,9 @@ fn a_forced_redis_source_that_is_unavailable_is_an_error_not_a_fallback() {
 /// A server this test starts, holding data that is not the run's in
 /// database 0 and database 1: the run uses only empty databases, flushes
 /// only those, and leaves no claim behind.
-#[groundtruth::test(category = "e2e", timeout = "15m")]
+#[verily::test(category = "e2e", timeout = "15m")]
 async fn url_source_uses_only_empty_databases_and_leaves_the_rest_alone() {
-    use groundtruth_runtime::infra::redis::local;
+    use verily_runtime::infra::redis::local;
     let binary = local::find_binary().expect("redis-server is installed");
     let server = local::LocalRedis::start(binary)
         .await
@@ -147,15 +147,12 @@ async fn url_source_uses_only_empty_databases_and_leaves_the_rest_alone() {
     let run = risk(
         &[],
         &[],
-        &[
-            ("GROUNDTRUTH_REDIS", "url"),
-            ("GROUNDTRUTH_REDIS_URL", &url),
-        ],
+        &[("VERILY_REDIS", "url"), ("VERILY_REDIS_URL", &url)],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr
-            .contains(&format!("redis: GROUNDTRUTH_REDIS_URL ({url}), ready in")),
+            .contains(&format!("redis: VERILY_REDIS_URL ({url}), ready in")),
         "{}",
         run.stderr
     );
@@ -186,10 +183,10 @@ fn cli(url: &str, database: u32, args: &[&str]) -> String {
 }
 
 /// The risk example's production build takes redis from its own
-/// dependency, and nothing of groundtruth's test side: the facade's `redis`
+/// dependency, and nothing of verily's test side: the facade's `redis`
 /// feature lives in [dev-dependencies] and reaches the runtime only with
 /// `testing`.
-#[groundtruth::test(category = "e2e", timeout = "10m")]
+#[verily::test(category = "e2e", timeout = "10m")]
 fn redis_support_stays_out_of_production_builds() {
     let tree = crate::support::cargo()
         .args([
@@ -214,7 +211,7 @@ fn redis_support_stays_out_of_production_builds() {
         "{tree}"
     );
     for test_only in [
-        "groundtruth-runtime",
+        "verily-runtime",
         "testcontainers",
         "inventory",
         "serde_json",

@@ -63,7 +63,7 @@ pub fn build_test_binary(args: &[&str]) -> Result<PathBuf, String> {
 /// The demo harness of `tests/demo.rs`, built once per process.
 pub fn demo_binary() -> Result<&'static Path, String> {
     static DEMO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DEMO.get_or_init(|| build_test_binary(&["-p", "groundtruth", "--test", "demo"]))
+    DEMO.get_or_init(|| build_test_binary(&["-p", "verily", "--test", "demo"]))
         .as_ref()
         .map(PathBuf::as_path)
         .map_err(Clone::clone)

@@ -1,1 +1,1 @@
-//! Compile-fail cases of groundtruth's attributes live in `ui/`; see `tests/ui.rs`.
+//! Compile-fail cases of verily's attributes live in `ui/`; see `tests/ui.rs`.

@@ -1,6 +1,6 @@
 //! Every misuse of an attribute fails to compile with the message in its
 //! `.stderr` snapshot. Regenerate with `TRYBUILD=overwrite cargo test -p
-//! groundtruth-ui-tests` and read every changed snapshot before committing.
+//! verily-ui-tests` and read every changed snapshot before committing.
 
 #[test]
 fn ui() {

@@ -28,19 +28,19 @@ const VARIANTS: [&str; 7] = [
     "Completed",
 ];
 
-pub const GROUNDTRUTH_CRATE: &str = "gt_compile";
+pub const VERILY_CRATE: &str = "verily_compile";
 pub const PLAIN_CRATE: &str = "plain_compile";
 
-/// `(groundtruth crate, plain crate)`; test target `harness`, modules in
+/// `(verily crate, plain crate)`; test target `harness`, modules in
 /// `tests/harness/mNN.rs`.
 pub fn write(workspace: &Workspace, modules: usize) -> Result<(PathBuf, PathBuf), BenchError> {
     let names: Vec<String> = (0..modules).map(|m| format!("m{m:02}")).collect();
     let mods: String = names.iter().map(|name| format!("mod {name};\n")).collect();
 
-    let mut gt_files = vec![(
+    let mut verily_files = vec![(
         "tests/harness/main.rs".to_owned(),
         format!(
-            "//! The groundtruth side of the compile-time benchmark.\n\ngroundtruth::main!();\n\n{mods}"
+            "//! The verily side of the compile-time benchmark.\n\nverily::main!();\n\n{mods}"
         ),
     )];
     let mut plain_files = vec![
@@ -56,17 +56,17 @@ pub fn write(workspace: &Workspace, modules: usize) -> Result<(PathBuf, PathBuf)
         ),
     ];
     for (m, name) in names.iter().enumerate() {
-        gt_files.push((format!("tests/harness/{name}.rs"), module(m, true)));
+        verily_files.push((format!("tests/harness/{name}.rs"), module(m, true)));
         plain_files.push((format!("tests/harness/{name}.rs"), module(m, false)));
     }
     let serde = "serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n";
-    let gt = workspace.write(CrateSpec {
-        name: GROUNDTRUTH_CRATE,
+    let verily = workspace.write(CrateSpec {
+        name: VERILY_CRATE,
         manifest_tail: format!(
             "[dev-dependencies]\n{}{SQLX}] }}\n{serde}\n[[test]]\nname = \"harness\"\nharness = false\n",
-            workspace.groundtruth_dependency()
+            workspace.verily_dependency()
         ),
-        files: gt_files,
+        files: verily_files,
         migrations: true,
     })?;
     let plain = workspace.write(CrateSpec {
@@ -77,11 +77,11 @@ pub fn write(workspace: &Workspace, modules: usize) -> Result<(PathBuf, PathBuf)
         files: plain_files,
         migrations: false,
     })?;
-    Ok((gt, plain))
+    Ok((verily, plain))
 }
 
-/// Module `m`, annotated (`groundtruth`) or with the checks by hand.
-fn module(m: usize, groundtruth: bool) -> String {
+/// Module `m`, annotated (`verily`) or with the checks by hand.
+fn module(m: usize, verily: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -91,24 +91,24 @@ fn module(m: usize, groundtruth: bool) -> String {
          use std::fmt;\nuse std::str::FromStr;\nuse std::sync::Arc;\n\n\
          use serde::{{Deserialize, Serialize}};\n{}\n\
          pub struct Repository;\npub struct Metrics;\npub struct Clock;",
-        if groundtruth {
+        if verily {
             "use sqlx::PgPool;\n"
         } else {
             ""
         }
     );
     for u in 0..UNITS {
-        unit(&mut out, m, u, groundtruth);
+        unit(&mut out, m, u, verily);
     }
     out
 }
 
-fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
+fn unit(out: &mut String, m: usize, u: usize, verily: bool) {
     let service = format!("Service{u}");
     let event = format!("Event{u}");
     // The struct and its factories.
-    if groundtruth {
-        let _ = writeln!(out, "\n#[groundtruth::wired(repository, metrics, clock)]");
+    if verily {
+        let _ = writeln!(out, "\n#[verily::wired(repository, metrics, clock)]");
     } else {
         out.push('\n');
     }
@@ -122,8 +122,8 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
     );
     for role in FACTORIES {
         let factory = format!("service{u}_for_{role}");
-        if groundtruth {
-            let _ = writeln!(out, "\n#[groundtruth::wired]");
+        if verily {
+            let _ = writeln!(out, "\n#[verily::wired]");
         } else {
             out.push('\n');
         }
@@ -131,7 +131,7 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
             out,
             "fn {factory}() -> {service} {{\n    {service}::new(\"{role}\")\n}}"
         );
-        if !groundtruth {
+        if !verily {
             let _ = writeln!(
                 out,
                 "\n#[test]\nfn {factory}_is_wired() {{\n    let service = {factory}();\n    \
@@ -145,11 +145,11 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
     for w in 0..3 {
         let index = (m * UNITS + u) * 3 + w;
         let test = format!("service{u}_write_{w}_lands");
-        if groundtruth {
+        if verily {
             let (table, statement) = insert(index, "pool");
             let _ = writeln!(
                 out,
-                "\n#[groundtruth::persists({table})]\nasync fn {test}(pool: PgPool) {{\n    {statement}\n}}"
+                "\n#[verily::persists({table})]\nasync fn {test}(pool: PgPool) {{\n    {statement}\n}}"
             );
         } else {
             let (table, statement) = insert(index, "pool");
@@ -165,8 +165,8 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
     }
     // An event enum, its string forms, and two handlers.
     let variants: String = VARIANTS.iter().map(|v| format!("    {v},\n")).collect();
-    if groundtruth {
-        let _ = writeln!(out, "\n#[groundtruth::enum_complete(serde, strings)]");
+    if verily {
+        let _ = writeln!(out, "\n#[verily::enum_complete(serde, strings)]");
     } else {
         out.push('\n');
     }
@@ -195,7 +195,7 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
          impl FromStr for {event} {{\n    type Err = String;\n\n    fn from_str(label: &str) -> Result<Self, String> {{\n        \
          match label {{\n{parses}            other => Err(format!(\"unknown {event} `{{other}}`\")),\n        }}\n    }}\n}}"
     );
-    if !groundtruth {
+    if !verily {
         let all: String = VARIANTS.iter().map(|v| format!("{event}::{v}, ")).collect();
         let _ = writeln!(
             out,
@@ -215,8 +215,8 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
         .map(|(i, v)| format!("        {event}::{v} => Ok({}),\n", i % 4))
         .collect();
     let handler = |out: &mut String| {
-        if groundtruth {
-            let _ = writeln!(out, "\n#[groundtruth::enum_complete({event})]");
+        if verily {
+            let _ = writeln!(out, "\n#[verily::enum_complete({event})]");
         } else {
             out.push('\n');
         }
@@ -231,7 +231,7 @@ fn unit(out: &mut String, m: usize, u: usize, groundtruth: bool) {
         out,
         "fn severity{u}(event: &{event}) -> Result<u8, String> {{\n    match event {{\n{severities}    }}\n}}"
     );
-    if !groundtruth {
+    if !verily {
         let _ = writeln!(
             out,
             "\n#[test]\nfn event{u}_serde_round_trips() {{\n    let mut seen = std::collections::HashSet::new();\n    \

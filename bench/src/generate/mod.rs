@@ -1,5 +1,5 @@
 //! The subject crates the rows measure, generated under bench/work/: each
-//! groundtruth crate beside its peer written the way the peer is used.
+//! verily crate beside its peer written the way the peer is used.
 //! Files are rewritten only when their content changes, so cargo does not
 //! rebuild what is already built.
 
@@ -16,7 +16,7 @@ use crate::BenchError;
 /// Where the generated crates go and what they depend on.
 #[derive(Debug, Clone)]
 pub struct Workspace {
-    /// The groundtruth checkout under test (the bench crate's parent).
+    /// The verily checkout under test (the bench crate's parent).
     pub repo: PathBuf,
     /// bench/work
     pub work: PathBuf,
@@ -34,10 +34,10 @@ pub struct CrateSpec<'a> {
 }
 
 impl Workspace {
-    /// The dev-dependency line for groundtruth with its test feature.
-    pub fn groundtruth_dependency(&self) -> String {
+    /// The dev-dependency line for verily with its test feature.
+    pub fn verily_dependency(&self) -> String {
         format!(
-            "groundtruth = {{ path = \"{}\", features = [\"testing\"] }}\n",
+            "verily = {{ path = \"{}\", features = [\"testing\"] }}\n",
             self.repo.display()
         )
     }
@@ -71,7 +71,7 @@ impl Workspace {
                 write_if_changed(&migrations.join(name), sql)?;
             }
         }
-        // The root workspace's lock pins the same versions groundtruth is
+        // The root workspace's lock pins the same versions verily is
         // tested with; cargo drops what this crate does not use.
         let lock = dir.join("Cargo.lock");
         if !lock.exists() {

@@ -1,5 +1,5 @@
 //! Persistence subjects over the schema's migrations: `n`
-//! `#[groundtruth::persists(table)]` tests (a template migrated once, a
+//! `#[verily::persists(table)]` tests (a template migrated once, a
 //! clone per test, rows counted before and after), and the same `n` as
 //! `#[sqlx::test(migrations = ...)]` written the way sqlx users do (a
 //! database per test with every migration applied, then a count check).
@@ -13,15 +13,15 @@ use crate::BenchError;
 
 pub const SQLX: &str = "sqlx = { version = \"0.9\", default-features = false, features = [\"postgres\", \"runtime-tokio\", \"migrate\"";
 
-/// `(groundtruth crate, sqlx crate)`; both test targets are `harness`.
+/// `(verily crate, sqlx crate)`; both test targets are `harness`.
 pub fn write(workspace: &Workspace, n: usize) -> Result<(PathBuf, PathBuf), BenchError> {
-    let mut groundtruth = String::from("groundtruth::main!();\n");
+    let mut verily = String::from("verily::main!();\n");
     let mut sqlx = String::new();
     for i in 0..n {
         let (table, statement) = insert(i, "db");
         let _ = write!(
-            groundtruth,
-            "\n#[groundtruth::persists({table})]\nasync fn t{i}(db: sqlx::PgPool) {{\n    {statement}\n}}\n"
+            verily,
+            "\n#[verily::persists({table})]\nasync fn t{i}(db: sqlx::PgPool) {{\n    {statement}\n}}\n"
         );
         let (table, statement) = insert(i, "pool");
         let _ = write!(
@@ -31,13 +31,13 @@ pub fn write(workspace: &Workspace, n: usize) -> Result<(PathBuf, PathBuf), Benc
              assert!(count >= 1);\n}}\n\n"
         );
     }
-    let gt = workspace.write(CrateSpec {
-        name: &format!("gt_persistence_{n}"),
+    let verily = workspace.write(CrateSpec {
+        name: &format!("verily_persistence_{n}"),
         manifest_tail: format!(
             "[dev-dependencies]\n{}{SQLX}] }}\n\n[[test]]\nname = \"harness\"\nharness = false\n",
-            workspace.groundtruth_dependency()
+            workspace.verily_dependency()
         ),
-        files: vec![("tests/harness.rs".to_owned(), groundtruth)],
+        files: vec![("tests/harness.rs".to_owned(), verily)],
         migrations: true,
     })?;
     let peer = workspace.write(CrateSpec {
@@ -48,5 +48,5 @@ pub fn write(workspace: &Workspace, n: usize) -> Result<(PathBuf, PathBuf), Benc
         files: vec![("tests/harness.rs".to_owned(), sqlx)],
         migrations: true,
     })?;
-    Ok((gt, peer))
+    Ok((verily, peer))
 }

@@ -1,5 +1,5 @@
 //! Row 3: cold start to the first persistence test. Whole-process wall time
-//! of the groundtruth harness running one `#[persists]` test with its own
+//! of the verily harness running one `#[persists]` test with its own
 //! PostgreSQL (local cluster from an empty cache, from the cached pristine
 //! data dir; a Docker container), with the harness's own `ready in` figure.
 //! The peer is what a `#[sqlx::test]` user does by hand: initdb and start a
@@ -20,10 +20,10 @@ use crate::{Bench, BenchError};
 const ROW: u8 = 3;
 const IMAGE: &str = "postgres:15";
 /// Label of the peer's containers, for the leftover check.
-const PEER_LABEL: &str = "groundtruth-bench.peer";
+const PEER_LABEL: &str = "verily-bench.peer";
 
 /// A local cluster started by hand, as a sqlx::test user would for CI:
-/// initdb on tmpfs, the same settings as groundtruth's, one test, stop.
+/// initdb on tmpfs, the same settings as verily's, one test, stop.
 const PEER_LOCAL: &str = r#"set -e
 dir="$1"; sqlx="$2"; bin="$3"
 trap 'runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true' EXIT
@@ -32,7 +32,7 @@ runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -o
 DATABASE_URL="postgres://postgres@localhost/postgres?host=$dir" "$sqlx" --exact t0
 "#;
 
-/// The same with Docker: the container groundtruth would start, by hand.
+/// The same with Docker: the container verily would start, by hand.
 const PEER_DOCKER: &str = r#"set -e
 sqlx="$1"; bin="$2"; image="$3"; label="$4"
 id=$(docker run -d --label "$label" -e POSTGRES_PASSWORD=bench -p 127.0.0.1::5432 "$image")
@@ -44,13 +44,13 @@ DATABASE_URL="postgres://postgres:bench@127.0.0.1:$port/postgres" "$sqlx" --exac
 
 pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let runs = bench.args.runs(5);
-    let (_, gt_exe, sqlx_exe) = bench.persistence_subjects()?;
-    local(bench, runs, &gt_exe, &sqlx_exe)?;
-    docker(bench, runs, &gt_exe, &sqlx_exe)
+    let (_, verily_exe, sqlx_exe) = bench.persistence_subjects()?;
+    local(bench, runs, &verily_exe, &sqlx_exe)?;
+    docker(bench, runs, &verily_exe, &sqlx_exe)
 }
 
-/// groundtruth running `harness::t0` alone with its own PostgreSQL.
-fn gt_one(
+/// verily running `harness::t0` alone with its own PostgreSQL.
+fn verily_one(
     bench: &mut Bench,
     exe: &Path,
     env: &[(&str, &str)],
@@ -62,28 +62,28 @@ fn gt_one(
         .envs(env.iter().copied())
         .args(["--exact", "harness::t0", "--format", "json"]);
     let outcome = measure::run(&mut command, watch)?;
-    if env.contains(&("GROUNDTRUTH_POSTGRES", "docker")) {
+    if env.contains(&("VERILY_POSTGRES", "docker")) {
         bench
             .leftovers
-            .check_docker("groundtruth (docker)", outcome.pid);
+            .check_docker("verily (docker)", outcome.pid);
     } else {
         bench.leftovers.check_local(
-            "groundtruth (local cluster)",
+            "verily (local cluster)",
             &before,
             &[],
             Duration::from_secs(2),
         );
     }
-    super::groundtruth_passed(&outcome, 1)?;
+    super::verily_passed(&outcome, 1)?;
     let (_, ready, _) = super::harness_timings(&outcome.stderr)?;
     Ok((outcome, ready))
 }
 
-fn local(bench: &mut Bench, runs: usize, gt_exe: &Path, sqlx_exe: &Path) -> Result<(), BenchError> {
+fn local(bench: &mut Bench, runs: usize, verily_exe: &Path, sqlx_exe: &Path) -> Result<(), BenchError> {
     // Caches on the temp dir's file system, as ~/.cache would be on disk.
     let mut caches: Vec<PathBuf> = Vec::new();
     let new_cache = |caches: &mut Vec<PathBuf>| -> Result<PathBuf, BenchError> {
-        let cache = scratch_dir(&std::env::temp_dir(), "gt-bench-cache")?;
+        let cache = scratch_dir(&std::env::temp_dir(), "vy-bench-cache")?;
         caches.push(cache.clone());
         Ok(cache)
     };
@@ -102,26 +102,26 @@ fn local(bench: &mut Bench, runs: usize, gt_exe: &Path, sqlx_exe: &Path) -> Resu
                 let cache = new_cache(&mut caches)?;
                 let cache_str = cache.to_string_lossy().into_owned();
                 let env = [
-                    ("GROUNDTRUTH_POSTGRES", "local"),
-                    ("GROUNDTRUTH_CACHE_DIR", cache_str.as_str()),
+                    ("VERILY_POSTGRES", "local"),
+                    ("VERILY_CACHE_DIR", cache_str.as_str()),
                 ];
                 filled = Some(cache_str.clone());
-                gt_one(bench, gt_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), o.foreign))
+                verily_one(bench, verily_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), o.foreign))
             })?);
             let cache_str = filled.expect("the empty-cache run made a cache");
             let env = [
-                ("GROUNDTRUTH_POSTGRES", "local"),
-                ("GROUNDTRUTH_CACHE_DIR", cache_str.as_str()),
+                ("VERILY_POSTGRES", "local"),
+                ("VERILY_CACHE_DIR", cache_str.as_str()),
             ];
             warm.push(measured("cold start, warm cache", &mut disturbed, || {
-                gt_one(bench, gt_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), o.foreign))
+                verily_one(bench, verily_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), o.foreign))
             })?);
             peer.push(measured(
                 "cold start, initdb by hand",
                 &mut disturbed,
                 || {
                     let before = leftovers::snapshot();
-                    let dir = scratch_dir(Path::new("/dev/shm"), "gt-bench-peer")?;
+                    let dir = scratch_dir(Path::new("/dev/shm"), "vy-bench-peer")?;
                     let mut command = Command::new("sh");
                     Bench::clean_env(&mut command)
                         .args(["-c", PEER_LOCAL, "sh"])
@@ -159,29 +159,29 @@ fn local(bench: &mut Bench, runs: usize, gt_exe: &Path, sqlx_exe: &Path) -> Resu
                 ROW,
                 "local cluster, empty cache: one persistence test (wall)",
             )
-            .gt(format!(
+            .verily(format!(
                 "{} (ready in {})",
                 secs(e),
                 secs(median(&readies(&empty)))
             ))
             .peer(format!("initdb + pg_ctl + sqlx {}", secs(p)))
-            .ratio(format!("peer/gt {}", times(p / e))),
+            .ratio(format!("peer/verily {}", times(p / e))),
         );
         report.lines.push(
             Line::new(
                 ROW,
                 "local cluster, cached data dir: one persistence test (wall)",
             )
-            .gt(secs(w))
+            .verily(secs(w))
             .peer(format!("initdb + pg_ctl + sqlx {}", secs(p)))
-            .ratio(format!("peer/gt {}", times(p / w)))
-            .target("gt wall < 0.5 s", w < 0.5),
+            .ratio(format!("peer/verily {}", times(p / w)))
+            .target("verily wall < 0.5 s", w < 0.5),
         );
         let ready = median(&readies(&warm));
         report.lines.push(
             Line::new(ROW, "  of which PostgreSQL ready (stderr `ready in`)")
-                .gt(secs(ready))
-                .target("gt ready < 0.5 s", ready < 0.5),
+                .verily(secs(ready))
+                .target("verily ready < 0.5 s", ready < 0.5),
         );
         report.raw(ROW, "local, empty cache, wall (s)", &walls(&empty), |v| {
             format!("{v:.3}")
@@ -250,13 +250,13 @@ fn docker_ready(bench: &Bench) -> Result<bool, BenchError> {
 fn docker(
     bench: &mut Bench,
     runs: usize,
-    gt_exe: &Path,
+    verily_exe: &Path,
     sqlx_exe: &Path,
 ) -> Result<(), BenchError> {
     if !docker_ready(bench)? {
         bench.report.lines.push(
             Line::new(ROW, "docker: one persistence test (wall)")
-                .gt("skipped: no engine")
+                .verily("skipped: no engine")
                 .peer("skipped: no engine"),
         );
         return Ok(());
@@ -266,10 +266,10 @@ fn docker(
         account: false,
         ..Watch::default()
     };
-    let env = [("GROUNDTRUTH_POSTGRES", "docker")];
+    let env = [("VERILY_POSTGRES", "docker")];
     // A container start costs seconds; three runs say enough.
     let runs = runs.min(3);
-    let mut gt = Vec::new();
+    let mut verily = Vec::new();
     let mut peer = Vec::new();
     let mut disturbed = std::mem::take(&mut bench.disturbed);
     let peer_run = |bench: &mut Bench| -> Result<(f64, Option<f64>), BenchError> {
@@ -295,11 +295,11 @@ fn docker(
     };
     // The first container start after a while pays for cold page caches;
     // reported apart from the next ones.
-    let (first, _) = gt_one(bench, gt_exe, &env, &watch)?;
+    let (first, _) = verily_one(bench, verily_exe, &env, &watch)?;
     let first_peer = peer_run(bench)?.0;
     for round in 0..runs {
-        gt.push(measured("cold start, docker", &mut disturbed, || {
-            gt_one(bench, gt_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), None))
+        verily.push(measured("cold start, docker", &mut disturbed, || {
+            verily_one(bench, verily_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), None))
         })?);
         peer.push(measured(
             "cold start, docker by hand",
@@ -307,33 +307,33 @@ fn docker(
             || peer_run(bench),
         )?);
         eprintln!(
-            "  docker run {}/{runs}: groundtruth {}, by hand {}",
+            "  docker run {}/{runs}: verily {}, by hand {}",
             round + 1,
-            secs(gt[round].0),
+            secs(verily[round].0),
             secs(peer[round])
         );
     }
     bench.disturbed = disturbed;
-    let walls: Vec<f64> = gt.iter().map(|r| r.0).collect();
-    let readies: Vec<f64> = gt.iter().map(|r| r.1).collect();
+    let walls: Vec<f64> = verily.iter().map(|r| r.0).collect();
+    let readies: Vec<f64> = verily.iter().map(|r| r.1).collect();
     let (g, p) = (median(&walls), median(&peer));
     let report = &mut bench.report;
     report.lines.push(
         Line::new(ROW, "docker (postgres:15): one persistence test (wall)")
-            .gt(format!("{} (ready in {})", secs(g), secs(median(&readies))))
+            .verily(format!("{} (ready in {})", secs(g), secs(median(&readies))))
             .peer(format!("docker run + sqlx {}", secs(p)))
-            .ratio(format!("peer/gt {}", times(p / g))),
+            .ratio(format!("peer/verily {}", times(p / g))),
     );
     report.raw(
         ROW,
-        "docker, first run (not in the median): groundtruth, by hand (s)",
+        "docker, first run (not in the median): verily, by hand (s)",
         &[first.wall, first_peer],
         |v| format!("{v:.3}"),
     );
-    report.raw(ROW, "docker, groundtruth wall (s)", &walls, |v| {
+    report.raw(ROW, "docker, verily wall (s)", &walls, |v| {
         format!("{v:.3}")
     });
-    report.raw(ROW, "docker, groundtruth ready in (s)", &readies, |v| {
+    report.raw(ROW, "docker, verily ready in (s)", &readies, |v| {
         format!("{v:.2}")
     });
     report.raw(

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::generate::compile::{self, GROUNDTRUTH_CRATE, PLAIN_CRATE, TESTS_PER_MODULE};
+use crate::generate::compile::{self, VERILY_CRATE, PLAIN_CRATE, TESTS_PER_MODULE};
 use crate::measure::{self, Watch, measured, median};
 use crate::table::{Line, secs, times};
 use crate::{Bench, BenchError, cargo};
@@ -20,13 +20,13 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let modules = bench.args.compile_modules();
     let n = modules * TESTS_PER_MODULE;
     let runs = bench.args.runs(3);
-    let (gt, plain) = compile::write(&bench.workspace, modules)?;
+    let (verily, plain) = compile::write(&bench.workspace, modules)?;
 
     // Dependencies (and the crates once), then the test counts.
-    let gt_exe = cargo::build_test(&gt, &bench.target, "harness")?;
+    let verily_exe = cargo::build_test(&verily, &bench.target, "harness")?;
     let plain_exe = cargo::build_test(&plain, &bench.target, "harness")?;
     let watch = Watch::default();
-    for exe in [&gt_exe, &plain_exe] {
+    for exe in [&verily_exe, &plain_exe] {
         let listed = measure::run(
             Command::new(exe).args(["--list", "--format", "terse"]),
             &watch,
@@ -68,14 +68,14 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         build(dir)
     };
 
-    let mut clean_gt = Vec::new();
+    let mut clean_verily = Vec::new();
     let mut clean_plain = Vec::new();
-    let mut incr_gt = Vec::new();
+    let mut incr_verily = Vec::new();
     let mut incr_plain = Vec::new();
     let mut disturbed = std::mem::take(&mut bench.disturbed);
     for round in 0..runs {
         let sides: [(&Path, &str, &mut Vec<f64>, &mut Vec<f64>); 2] = [
-            (&gt, GROUNDTRUTH_CRATE, &mut clean_gt, &mut incr_gt),
+            (&verily, VERILY_CRATE, &mut clean_verily, &mut incr_verily),
             (&plain, PLAIN_CRATE, &mut clean_plain, &mut incr_plain),
         ];
         let order: Vec<_> = if round % 2 == 0 {
@@ -98,37 +98,37 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         eprintln!(
             "  run {}/{runs}: clean {} vs {}, incremental {} vs {}",
             round + 1,
-            secs(clean_gt[round]),
+            secs(clean_verily[round]),
             secs(clean_plain[round]),
-            secs(incr_gt[round]),
+            secs(incr_verily[round]),
             secs(incr_plain[round])
         );
     }
     bench.disturbed = disturbed;
 
-    let (cg, cp) = (median(&clean_gt), median(&clean_plain));
-    let (ig, ip) = (median(&incr_gt), median(&incr_plain));
+    let (cg, cp) = (median(&clean_verily), median(&clean_plain));
+    let (ig, ip) = (median(&incr_verily), median(&incr_plain));
     let report = &mut bench.report;
     report.lines.push(
         Line::new(
             ROW,
             format!("clean build of {n} tests, {modules} files (cargo test --no-run)"),
         )
-        .gt(secs(cg))
+        .verily(secs(cg))
         .peer(format!("hand-written #[test] {}", secs(cp)))
-        .ratio(format!("gt/plain {}", times(cg / cp)))
-        .target("gt/plain ≤ 1.3x", cg / cp <= 1.3),
+        .ratio(format!("verily/plain {}", times(cg / cp)))
+        .target("verily/plain ≤ 1.3x", cg / cp <= 1.3),
     );
     report.lines.push(
         Line::new(
             ROW,
             format!("  rebuild after touching 1 of {modules} files"),
         )
-        .gt(secs(ig))
+        .verily(secs(ig))
         .peer(format!("hand-written #[test] {}", secs(ip)))
-        .ratio(format!("gt/plain {}", times(ig / ip))),
+        .ratio(format!("verily/plain {}", times(ig / ip))),
     );
-    report.raw(ROW, "clean build, groundtruth (s)", &clean_gt, |v| {
+    report.raw(ROW, "clean build, verily (s)", &clean_verily, |v| {
         format!("{v:.2}")
     });
     report.raw(ROW, "clean build, hand-written (s)", &clean_plain, |v| {
@@ -136,8 +136,8 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     });
     report.raw(
         ROW,
-        "rebuild after a touch, groundtruth (s)",
-        &incr_gt,
+        "rebuild after a touch, verily (s)",
+        &incr_verily,
         |v| format!("{v:.2}"),
     );
     report.raw(

@@ -1,4 +1,4 @@
-//! One module per row of the table; each measures groundtruth and its
+//! One module per row of the table; each measures verily and its
 //! peer in the same run, alternating, and adds its lines to the report.
 
 pub mod cold_start;
@@ -10,9 +10,9 @@ pub mod persistence;
 use crate::BenchError;
 use crate::measure::{Outcome, tail};
 
-/// Checks that groundtruth's `--format json` report says `n` tests passed
+/// Checks that verily's `--format json` report says `n` tests passed
 /// and none failed; returns each test's duration in seconds.
-pub fn groundtruth_passed(outcome: &Outcome, n: usize) -> Result<Vec<f64>, BenchError> {
+pub fn verily_passed(outcome: &Outcome, n: usize) -> Result<Vec<f64>, BenchError> {
     let mut durations = Vec::new();
     let mut outcomes = Vec::new();
     let mut suite = None;

@@ -1,6 +1,6 @@
 //! Row 4: the persistence crate's N tests under `cargo nextest run` (a
 //! process per test) against its harness binary run directly (what
-//! `cargo test --test harness` runs), both with groundtruth's own local
+//! `cargo test --test harness` runs), both with verily's own local
 //! cluster (no DATABASE_URL) and the same --test-threads, after a warm
 //! build so compile time is excluded. After each run, no server process
 //! and no cluster directory may be left once a short grace has passed.
@@ -20,7 +20,7 @@ const GRACE: Duration = Duration::from_secs(10);
 pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let n = bench.args.persistence_tests();
     let runs = bench.args.runs(3);
-    let (crate_dir, gt_exe, _) = bench.persistence_subjects()?;
+    let (crate_dir, verily_exe, _) = bench.persistence_subjects()?;
     let threads = bench.threads.to_string();
     let watch = Watch::default();
 
@@ -28,7 +28,7 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         let before = leftovers::snapshot();
         let mut command = cargo::cargo(&crate_dir, &bench.target);
         Bench::clean_env(&mut command)
-            .env("GROUNDTRUTH_POSTGRES", "local")
+            .env("VERILY_POSTGRES", "local")
             .args(["nextest", "run", "--manifest-path"])
             .arg(crate_dir.join("Cargo.toml"))
             .args([
@@ -47,15 +47,15 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     };
     let direct = |bench: &mut Bench| -> Result<(f64, Option<f64>), BenchError> {
         let before = leftovers::snapshot();
-        let mut command = Command::new(&gt_exe);
+        let mut command = Command::new(&verily_exe);
         Bench::clean_env(&mut command)
-            .env("GROUNDTRUTH_POSTGRES", "local")
+            .env("VERILY_POSTGRES", "local")
             .args(["--test-threads", &threads, "--format", "json"]);
         let outcome = measure::run(&mut command, &watch)?;
         bench
             .leftovers
             .check_local("the harness run directly", &before, &[], GRACE);
-        super::groundtruth_passed(&outcome, n)?;
+        super::verily_passed(&outcome, n)?;
         Ok((outcome.wall, outcome.foreign))
     };
 
@@ -94,7 +94,7 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
             ROW,
             format!("{n} persistence tests, own local cluster (wall)"),
         )
-        .gt(format!("nextest {}", secs(x)))
+        .verily(format!("nextest {}", secs(x)))
         .peer(format!("harness directly {}", secs(d)))
         .ratio(format!("nextest/direct {}", times(x / d)))
         .target("nextest/direct ≤ 2x", x / d <= 2.0),
@@ -105,7 +105,7 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
             ROW,
             format!("  per test (wall x {} threads / {n})", bench.threads),
         )
-        .gt(format!("nextest {}", per_test(x)))
+        .verily(format!("nextest {}", per_test(x)))
         .peer(format!("harness directly {}", per_test(d))),
     );
     bench

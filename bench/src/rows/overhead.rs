@@ -1,5 +1,5 @@
 //! Row 1: whole-process wall time of the built test binary with N trivial
-//! tests, groundtruth's harness against libtest's; `--list --format terse`
+//! tests, verily's harness against libtest's; `--list --format terse`
 //! and `--exact NAME` (nextest calls the latter once per test).
 
 use std::path::Path;
@@ -14,25 +14,25 @@ const ROW: u8 = 1;
 pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let n = bench.args.overhead_tests();
     let runs = bench.args.runs(11);
-    let (gt, lt) = generate::overhead::write(&bench.workspace, n)?;
-    let gt_exe = cargo::build_test(&gt, &bench.target, "harness")?;
+    let (verily, lt) = generate::overhead::write(&bench.workspace, n)?;
+    let verily_exe = cargo::build_test(&verily, &bench.target, "harness")?;
     let lt_exe = cargo::build_test(&lt, &bench.target, "harness")?;
     let middle = n / 2;
-    let gt_exact = format!("harness::t{middle}");
+    let verily_exact = format!("harness::t{middle}");
     let lt_exact = format!("t{middle}");
 
     // Once, with output: every test passes and both list all n.
     let check = Watch::default();
     let outcome = measure::run(
-        Bench::clean_env(&mut Command::new(&gt_exe)).args(["--format", "json"]),
+        Bench::clean_env(&mut Command::new(&verily_exe)).args(["--format", "json"]),
         &check,
     )?;
-    super::groundtruth_passed(&outcome, n)?;
+    super::verily_passed(&outcome, n)?;
     super::libtest_passed(
         &measure::run(Bench::clean_env(&mut Command::new(&lt_exe)), &check)?,
         n,
     )?;
-    for (exe, name) in [(&gt_exe, &gt_exact), (&lt_exe, &lt_exact)] {
+    for (exe, name) in [(&verily_exe, &verily_exact), (&lt_exe, &lt_exact)] {
         let listed = measure::run(
             Command::new(exe).args(["--list", "--format", "terse"]),
             &check,
@@ -69,7 +69,7 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         Bench::clean_env(&mut command).args(args);
         Ok(measure::run(&mut command, &quiet)?.success()?.wall)
     };
-    // (groundtruth, libtest) per measure, in run order.
+    // (verily, libtest) per measure, in run order.
     let mut all = [
         (Vec::new(), Vec::new()),
         (Vec::new(), Vec::new()),
@@ -84,16 +84,16 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
                 &["--list", "--format", "terse"],
                 &["--list", "--format", "terse"],
             ),
-            (&["--exact", &gt_exact], &["--exact", &lt_exact]),
+            (&["--exact", &verily_exact], &["--exact", &lt_exact]),
         ];
-        for ((gt_args, lt_args), (gt_times, lt_times)) in measures.into_iter().zip(all.iter_mut()) {
+        for ((verily_args, lt_args), (verily_times, lt_times)) in measures.into_iter().zip(all.iter_mut()) {
             // Alternate which goes first, so neither always runs on a warmer cache.
             if round % 2 == 0 {
-                gt_times.push(time(&gt_exe, gt_args)?);
+                verily_times.push(time(&verily_exe, verily_args)?);
                 lt_times.push(time(&lt_exe, lt_args)?);
             } else {
                 lt_times.push(time(&lt_exe, lt_args)?);
-                gt_times.push(time(&gt_exe, gt_args)?);
+                verily_times.push(time(&verily_exe, verily_args)?);
             }
         }
     }
@@ -103,20 +103,20 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         format!("--list --format terse, {n} tests"),
         format!("--exact NAME, one of {n} tests"),
     ];
-    for (index, ((gt_times, lt_times), label)) in all.iter().zip(&labels).enumerate() {
-        let (g, l) = (median(gt_times), median(lt_times));
+    for (index, ((verily_times, lt_times), label)) in all.iter().zip(&labels).enumerate() {
+        let (g, l) = (median(verily_times), median(lt_times));
         let line = Line::new(ROW, label.clone())
-            .gt(ms(g))
+            .verily(ms(g))
             .peer(format!("libtest {}", ms(l)))
-            .ratio(format!("gt/libtest {}", times(g / l)));
+            .ratio(format!("verily/libtest {}", times(g / l)));
         bench.report.lines.push(if index == 0 {
-            line.target("gt/libtest ≤ 1.2x", g / l <= 1.2)
+            line.target("verily/libtest ≤ 1.2x", g / l <= 1.2)
         } else {
-            line.target("gt < 50 ms", g < 0.050)
+            line.target("verily < 50 ms", g < 0.050)
         });
         bench
             .report
-            .raw(ROW, format!("{label}, groundtruth (ms)"), gt_times, |v| {
+            .raw(ROW, format!("{label}, verily (ms)"), verily_times, |v| {
                 format!("{:.1}", v * 1000.0)
             });
         bench

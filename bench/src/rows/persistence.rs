@@ -1,5 +1,5 @@
 //! Rows 2 and 6: N persistence tests over the schema's migrations,
-//! groundtruth's `#[persists]` against `#[sqlx::test(migrations)]`, both
+//! verily's `#[persists]` against `#[sqlx::test(migrations)]`, both
 //! against one throwaway cluster on tmpfs with the same --test-threads;
 //! whole-process wall time and peak RSS, alternating, after a warm-up run
 //! of each. Then what one test's database costs, timed with psql.
@@ -22,7 +22,7 @@ const MEMORY_ROW: u8 = 6;
 struct SuiteRun {
     wall: f64,
     max_rss_kib: u64,
-    /// groundtruth only: each test's duration, and the template's migration time.
+    /// verily only: each test's duration, and the template's migration time.
     durations: Vec<f64>,
     migrated: f64,
 }
@@ -30,7 +30,7 @@ struct SuiteRun {
 pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let n = bench.args.persistence_tests();
     let runs = bench.args.runs(5);
-    let (_, gt_exe, sqlx_exe) = bench.persistence_subjects()?;
+    let (_, verily_exe, sqlx_exe) = bench.persistence_subjects()?;
     let before = leftovers::snapshot();
     eprintln!("starting the bench cluster on /dev/shm...");
     let mut cluster = Cluster::start(Path::new("/dev/shm"))?;
@@ -38,7 +38,7 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
         "rows 2 and 6: the bench cluster (PostgreSQL 15, unix socket, fsync=off) is on {}",
         crate::cluster::filesystem(cluster.root())
     ));
-    let result = measure_suites(bench, &cluster, n, runs, &gt_exe, &sqlx_exe);
+    let result = measure_suites(bench, &cluster, n, runs, &verily_exe, &sqlx_exe);
     let root = cluster.root().to_path_buf();
     cluster.stop();
     bench.leftovers.check_local(
@@ -61,7 +61,7 @@ fn measure_suites(
     cluster: &Cluster,
     n: usize,
     runs: usize,
-    gt_exe: &PathBuf,
+    verily_exe: &PathBuf,
     sqlx_exe: &PathBuf,
 ) -> Result<(), BenchError> {
     let threads = bench.threads.to_string();
@@ -71,17 +71,17 @@ fn measure_suites(
         ..Watch::default()
     };
 
-    let run_gt = |bench: &mut Bench| -> Result<(SuiteRun, Option<f64>), BenchError> {
+    let run_verily = |bench: &mut Bench| -> Result<(SuiteRun, Option<f64>), BenchError> {
         let databases = cluster.databases()?;
-        let mut command = Command::new(gt_exe);
+        let mut command = Command::new(verily_exe);
         Bench::clean_env(&mut command)
-            .env("GROUNDTRUTH_DATABASE_URL", &url)
+            .env("VERILY_DATABASE_URL", &url)
             .args(["--test-threads", &threads, "--format", "json"]);
         let outcome = measure::run(&mut command, &watch)?;
-        let durations = super::groundtruth_passed(&outcome, n)?;
+        let durations = super::verily_passed(&outcome, n)?;
         let (_, _, migrated) = super::harness_timings(&outcome.stderr)?;
         bench.leftovers.check_databases(
-            "groundtruth",
+            "verily",
             outcome.pid,
             &databases,
             &cluster.databases()?,
@@ -106,14 +106,14 @@ fn measure_suites(
     };
 
     eprintln!("warm-up run of each suite (not counted)...");
-    let (warm_gt, _) = run_gt(bench)?;
+    let (warm_verily, _) = run_verily(bench)?;
     let (warm_sqlx, _) = run_sqlx(bench)?;
     eprintln!(
-        "  groundtruth {}, #[sqlx::test] {}",
-        secs(warm_gt.wall),
+        "  verily {}, #[sqlx::test] {}",
+        secs(warm_verily.wall),
         secs(warm_sqlx.wall)
     );
-    let mut gt_runs = Vec::new();
+    let mut verily_runs = Vec::new();
     let mut sqlx_runs = Vec::new();
     for round in 0..runs {
         let mut disturbed = std::mem::take(&mut bench.disturbed);
@@ -122,12 +122,12 @@ fn measure_suites(
         } else {
             [false, true]
         };
-        for groundtruth in order {
-            if groundtruth {
-                gt_runs.push(measured(
-                    "persistence, groundtruth",
+        for verily in order {
+            if verily {
+                verily_runs.push(measured(
+                    "persistence, verily",
                     &mut disturbed,
-                    || run_gt(bench),
+                    || run_verily(bench),
                 )?);
             } else {
                 sqlx_runs.push(measured(
@@ -139,16 +139,16 @@ fn measure_suites(
         }
         bench.disturbed = disturbed;
         eprintln!(
-            "  run {}/{runs}: groundtruth {}, #[sqlx::test] {}",
+            "  run {}/{runs}: verily {}, #[sqlx::test] {}",
             round + 1,
-            secs(gt_runs[round].wall),
+            secs(verily_runs[round].wall),
             secs(sqlx_runs[round].wall)
         );
     }
 
-    let gt_walls: Vec<f64> = gt_runs.iter().map(|r| r.wall).collect();
+    let verily_walls: Vec<f64> = verily_runs.iter().map(|r| r.wall).collect();
     let sqlx_walls: Vec<f64> = sqlx_runs.iter().map(|r| r.wall).collect();
-    let (g, s) = (median(&gt_walls), median(&sqlx_walls));
+    let (g, s) = (median(&verily_walls), median(&sqlx_walls));
     let report = &mut bench.report;
     report.lines.push(
         Line::new(
@@ -158,10 +158,10 @@ fn measure_suites(
                 MIGRATIONS.len()
             ),
         )
-        .gt(secs(g))
+        .verily(secs(g))
         .peer(format!("#[sqlx::test] {}", secs(s)))
-        .ratio(format!("sqlx/gt {}", times(s / g)))
-        .target("sqlx/gt ≥ 5x", s / g >= 5.0),
+        .ratio(format!("sqlx/verily {}", times(s / g)))
+        .target("sqlx/verily ≥ 5x", s / g >= 5.0),
     );
     let per_test = |wall: f64| ms(wall * bench.threads as f64 / n as f64);
     report.lines.push(
@@ -169,37 +169,37 @@ fn measure_suites(
             ROW,
             format!("  per test (wall x {} threads / {n})", bench.threads),
         )
-        .gt(per_test(g))
+        .verily(per_test(g))
         .peer(format!("#[sqlx::test] {}", per_test(s)))
-        .ratio(format!("sqlx/gt {}", times(s / g))),
+        .ratio(format!("sqlx/verily {}", times(s / g))),
     );
-    let durations: Vec<f64> = gt_runs
+    let durations: Vec<f64> = verily_runs
         .iter()
         .flat_map(|r| r.durations.iter().copied())
         .collect();
     report.lines.push(
         Line::new(
             ROW,
-            "  groundtruth test duration, median / p90 (json report)",
+            "  verily test duration, median / p90 (json report)",
         )
-        .gt(format!(
+        .verily(format!(
             "{:.1} / {:.1} ms",
             median(&durations) * 1000.0,
             percentile(&durations, 0.9) * 1000.0
         )),
     );
-    let migrated: Vec<f64> = gt_runs.iter().map(|r| r.migrated).collect();
+    let migrated: Vec<f64> = verily_runs.iter().map(|r| r.migrated).collect();
     report.lines.push(
         Line::new(
             ROW,
-            "  groundtruth: template migrated once per run (stderr)",
+            "  verily: template migrated once per run (stderr)",
         )
-        .gt(secs(median(&migrated))),
+        .verily(secs(median(&migrated))),
     );
     report.raw(
         ROW,
-        format!("{n} persistence tests, groundtruth (s)"),
-        &gt_walls,
+        format!("{n} persistence tests, verily (s)"),
+        &verily_walls,
         |v| format!("{v:.2}"),
     );
     report.raw(
@@ -212,21 +212,21 @@ fn measure_suites(
     eprintln!("timing one test's database with psql...");
     provisioning(bench, cluster)?;
 
-    let gt_rss: Vec<f64> = gt_runs.iter().map(|r| r.max_rss_kib as f64).collect();
+    let verily_rss: Vec<f64> = verily_runs.iter().map(|r| r.max_rss_kib as f64).collect();
     let sqlx_rss: Vec<f64> = sqlx_runs.iter().map(|r| r.max_rss_kib as f64).collect();
-    let (gm, sm) = (median(&gt_rss), median(&sqlx_rss));
+    let (gm, sm) = (median(&verily_rss), median(&sqlx_rss));
     bench.report.lines.push(
         Line::new(
             MEMORY_ROW,
             format!("peak RSS of the test process, {n} persistence tests"),
         )
-        .gt(mib(gm))
+        .verily(mib(gm))
         .peer(format!("#[sqlx::test] {}", mib(sm)))
-        .ratio(format!("gt/sqlx {}", times(gm / sm))),
+        .ratio(format!("verily/sqlx {}", times(gm / sm))),
     );
     bench
         .report
-        .raw(MEMORY_ROW, "peak RSS, groundtruth (MiB)", &gt_rss, |v| {
+        .raw(MEMORY_ROW, "peak RSS, verily (MiB)", &verily_rss, |v| {
             format!("{:.1}", v / 1024.0)
         });
     bench.report.raw(
@@ -248,7 +248,7 @@ fn suite_run(outcome: &Outcome, durations: Vec<f64>, migrated: f64) -> SuiteRun 
 }
 
 /// What one test's database costs on the bench cluster, in psql's own
-/// timing: groundtruth clones a migrated template (`CREATE DATABASE ...
+/// timing: verily clones a migrated template (`CREATE DATABASE ...
 /// TEMPLATE`), sqlx::test creates an empty database and applies every
 /// migration; both drop it afterwards.
 fn provisioning(bench: &mut Bench, cluster: &Cluster) -> Result<(), BenchError> {
@@ -313,20 +313,20 @@ fn provisioning(bench: &mut Bench, cluster: &Cluster) -> Result<(), BenchError> 
                 MIGRATIONS.len()
             ),
         )
-        .gt(format!("clone {}", msf(c)))
+        .verily(format!("clone {}", msf(c)))
         .peer(format!("create {} + migrate {}", msf(e), msf(m)))
-        .ratio(format!("sqlx/gt {}", times((e + m) / c))),
+        .ratio(format!("sqlx/verily {}", times((e + m) / c))),
     );
     report.lines.push(
         Line::new(
             ROW,
             "  CREATE DATABASE ... TEMPLATE, STRATEGY FILE_COPY (psql)",
         )
-        .gt(msf(f)),
+        .verily(msf(f)),
     );
     report.lines.push(
         Line::new(ROW, "  DROP DATABASE of a test's database (psql)")
-            .gt(msf(d))
+            .verily(msf(d))
             .peer(format!("#[sqlx::test] {}", msf(d))),
     );
     report.raw(

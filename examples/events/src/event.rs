@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What happened. Stored in the `event_type` enum column, sent as its
 /// snake_case JSON string, and written the same way in config files.
-#[groundtruth::enum_complete(serde, strings, pg_type = "event_type", scan = "config/*.toml")]
+#[verily::enum_complete(serde, strings, pg_type = "event_type", scan = "config/*.toml")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "event_type", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]

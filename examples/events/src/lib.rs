@@ -1,4 +1,4 @@
-//! An event pipeline as the teams behind groundtruth write theirs: an
+//! An event pipeline as the teams behind verily write theirs: an
 //! `EventType` stored in a PostgreSQL enum column and sent to consumers as
 //! JSON, a router from event type to topic, and a dead-letter path for
 //! events that cannot be published. `#[enum_complete]` keeps all of them

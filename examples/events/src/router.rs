@@ -3,7 +3,7 @@
 use crate::event::EventType;
 
 /// The topic an event is published to.
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 pub fn topic_for(event: EventType) -> &'static str {
     match event {
         EventType::TradingSignal => "signals",
@@ -27,7 +27,7 @@ pub enum Severity {
 }
 
 /// The severity of an event, for alerting.
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 pub fn severity(event: &EventType) -> Result<Severity, String> {
     match event {
         EventType::TradingSignal | EventType::OrderFilled => Ok(Severity::Info),

@@ -6,7 +6,7 @@ use crate::dead_letter::dead_letter;
 use crate::event::{EventEnvelope, EventType};
 
 /// Stores published events.
-#[groundtruth::wired(pool)]
+#[verily::wired(pool)]
 #[derive(Debug, Clone)]
 pub struct EventStore {
     pool: Option<PgPool>,
@@ -66,7 +66,7 @@ async fn insert(pool: &PgPool, event: &EventEnvelope) -> Result<i64, sqlx::Error
 }
 
 /// The store the pipeline publishes through.
-#[groundtruth::wired]
+#[verily::wired]
 pub fn event_store(pool: PgPool) -> EventStore {
     EventStore { pool: Some(pool) }
 }

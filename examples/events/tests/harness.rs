@@ -1,13 +1,13 @@
-//! The event pipeline's groundtruth suite: the `#[enum_complete]` checks
+//! The event pipeline's verily suite: the `#[enum_complete]` checks
 //! and handlers of the crate, and the tests below.
 
 use events::{EventEnvelope, EventType, event_store};
 use serde_json::json;
 use sqlx::PgPool;
 
-groundtruth::main!(events);
+verily::main!(events);
 
-#[groundtruth::persists(events(rows = 1, where = "type = 'trading_signal'"))]
+#[verily::persists(events(rows = 1, where = "type = 'trading_signal'"))]
 async fn a_signal_is_stored_with_its_type(pool: PgPool) {
     let store = event_store(pool);
     let signal = EventEnvelope {
@@ -18,7 +18,7 @@ async fn a_signal_is_stored_with_its_type(pool: PgPool) {
     store.publish(&signal).await.unwrap();
 }
 
-#[groundtruth::persists(events(rows = 1, where = "type = 'system_error'"))]
+#[verily::persists(events(rows = 1, where = "type = 'system_error'"))]
 async fn an_unpublishable_event_becomes_a_dead_letter(pool: PgPool) {
     let store = event_store(pool);
     // Payloads must be JSON objects: the table's CHECK rejects this one.
@@ -30,7 +30,7 @@ async fn an_unpublishable_event_becomes_a_dead_letter(pool: PgPool) {
     assert!(store.publish(&malformed).await.is_err());
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 async fn consumers_read_back_what_was_published(pool: PgPool) {
     let store = event_store(pool);
     let alert = EventEnvelope {

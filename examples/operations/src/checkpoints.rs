@@ -26,7 +26,7 @@ impl CheckpointReason {
 }
 
 /// Writes checkpoints.
-#[groundtruth::wired(pool)]
+#[verily::wired(pool)]
 #[derive(Debug)]
 pub struct CheckpointService {
     pool: Option<PgPool>,

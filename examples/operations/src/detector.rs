@@ -7,7 +7,7 @@ use crate::service::{OperationsService, ServiceError, operations_service};
 use crate::settings::Settings;
 
 /// Marks running operations as failed once they have been silent too long.
-#[groundtruth::wired(operations_service)]
+#[verily::wired(operations_service)]
 pub struct OrphanDetector {
     pub operations_service: Option<Arc<OperationsService>>,
     timeout: Duration,
@@ -41,7 +41,7 @@ impl OrphanDetector {
 
 /// The detector the background task runs; its service's repository is
 /// checked through it.
-#[groundtruth::wired]
+#[verily::wired]
 pub fn get_orphan_detector(settings: Settings) -> Result<Arc<OrphanDetector>, ServiceError> {
     Ok(Arc::new(OrphanDetector::new(
         Some(Arc::new(operations_service(settings.lazy_pool()?))),
@@ -51,7 +51,7 @@ pub fn get_orphan_detector(settings: Settings) -> Result<Arc<OrphanDetector>, Se
 
 /// The detector the server starts in the background; async, as the
 /// server's startup is.
-#[groundtruth::wired]
+#[verily::wired]
 pub async fn start_orphan_detector(
     settings: Settings,
 ) -> Result<Arc<OrphanDetector>, ServiceError> {

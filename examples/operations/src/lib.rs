@@ -1,4 +1,4 @@
-//! An operations service as the teams behind groundtruth write theirs: a
+//! An operations service as the teams behind verily write theirs: a
 //! repository behind a trait on PostgreSQL, a metrics collector,
 //! checkpoints, and an orphan detector that holds the operations service.
 //! Its factories carry `#[wired]`; its writes are proven by `#[persists]`

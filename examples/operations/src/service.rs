@@ -85,7 +85,7 @@ impl From<sqlx::Error> for ServiceError {
 ///
 /// Dependencies are optional so they can be injected after construction,
 /// the pattern that let a missing repository go unnoticed.
-#[groundtruth::wired(repository, metrics, checkpoints)]
+#[verily::wired(repository, metrics, checkpoints)]
 pub struct OperationsService {
     repository: Option<Arc<dyn OperationsRepository>>,
     metrics: Option<Arc<Metrics>>,
@@ -297,7 +297,7 @@ pub fn operations_service(pool: PgPool) -> OperationsService {
 
 /// The operations service the API handlers use, from the settings. Its
 /// pool connects on first use, so checking its wiring needs no database.
-#[groundtruth::wired]
+#[verily::wired]
 pub fn get_operations_service(settings: Settings) -> Result<OperationsService, ServiceError> {
     Ok(operations_service(settings.lazy_pool()?))
 }
@@ -310,7 +310,7 @@ pub struct Services {
 }
 
 /// Builds the services from the settings, as `main` does.
-#[groundtruth::wired(detector.operations_service)]
+#[verily::wired(detector.operations_service)]
 pub fn build_services(settings: Settings) -> Result<Services, ServiceError> {
     let operations = Arc::new(operations_service(settings.lazy_pool()?));
     let services = Services {
@@ -323,11 +323,11 @@ pub fn build_services(settings: Settings) -> Result<Services, ServiceError> {
 }
 
 // Tests build the service on their own database.
-#[groundtruth::fixture]
-impl groundtruth::Fixture for OperationsService {
-    const NEEDS: groundtruth::Needs = <PgPool as groundtruth::Fixture>::NEEDS;
+#[verily::fixture]
+impl verily::Fixture for OperationsService {
+    const NEEDS: verily::Needs = <PgPool as verily::Fixture>::NEEDS;
 
-    async fn setup(ctx: &mut groundtruth::TestContext) -> Result<Self, groundtruth::FixtureError> {
+    async fn setup(ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
         Ok(operations_service(ctx.fixture::<PgPool>().await?))
     }
 }

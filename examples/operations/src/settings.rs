@@ -80,9 +80,9 @@ impl Settings {
 }
 
 // Wiring tests build their settings directly; nothing connects to this URL.
-#[groundtruth::fixture]
-impl groundtruth::Fixture for Settings {
-    async fn setup(_ctx: &mut groundtruth::TestContext) -> Result<Self, groundtruth::FixtureError> {
+#[verily::fixture]
+impl verily::Fixture for Settings {
+    async fn setup(_ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
         Ok(Settings {
             database_url: "postgres://localhost/operations".to_owned(),
             orphan_timeout: Duration::from_secs(60),

@@ -1,20 +1,20 @@
-//! The operations service's groundtruth suite: the `#[wired]` factories of
+//! The operations service's verily suite: the `#[wired]` factories of
 //! the crate, and the persistence and smoke tests below, each against a
 //! database of its own cloned from the migrated `migrations/`; the `error`
 //! tests in `outages.rs`, each against a server of its own that it breaks.
 
-use groundtruth::Db;
 use operations::{NewOperation, OperationStatus, OperationsService, OrphanDetector};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
+use verily::Db;
 
 #[path = "harness/outages.rs"]
 mod outages;
 
-groundtruth::main!(operations);
+verily::main!(operations);
 
-#[groundtruth::persists(operations)]
+#[verily::persists(operations)]
 async fn create_operation_writes_a_row(service: OperationsService) {
     service
         .create_operation(NewOperation::training("EURUSD"))
@@ -22,7 +22,7 @@ async fn create_operation_writes_a_row(service: OperationsService) {
         .unwrap();
 }
 
-#[groundtruth::persists(operations(rows = 1, where = "status = 'RUNNING'"))]
+#[verily::persists(operations(rows = 1, where = "status = 'RUNNING'"))]
 async fn start_marks_the_row_running(service: OperationsService) {
     let operation = service
         .create_operation(NewOperation::training("GBPUSD"))
@@ -31,7 +31,7 @@ async fn start_marks_the_row_running(service: OperationsService) {
     service.start(operation.id).await.unwrap();
 }
 
-#[groundtruth::persists(operations(rows = 1, where = "status = 'CANCELLED'"))]
+#[verily::persists(operations(rows = 1, where = "status = 'CANCELLED'"))]
 async fn cancel_marks_the_row_cancelled(service: OperationsService) {
     let operation = service
         .create_operation(NewOperation::training("USDJPY"))
@@ -45,7 +45,7 @@ async fn cancel_marks_the_row_cancelled(service: OperationsService) {
     );
 }
 
-#[groundtruth::persists(checkpoints(rows = 1, where = "reason = 'cancellation' AND epoch = 7"))]
+#[verily::persists(checkpoints(rows = 1, where = "reason = 'cancellation' AND epoch = 7"))]
 async fn cancel_saves_a_checkpoint(service: OperationsService) {
     let operation = service
         .create_operation(NewOperation::training("EURCHF"))
@@ -54,7 +54,7 @@ async fn cancel_saves_a_checkpoint(service: OperationsService) {
     service.cancel_operation(operation.id, 7).await.unwrap();
 }
 
-#[groundtruth::persists(operations(rows = 1, where = "status = 'FAILED'"))]
+#[verily::persists(operations(rows = 1, where = "status = 'FAILED'"))]
 async fn orphan_is_marked_failed(db: Db, pool: PgPool) {
     let service = Arc::new(operations::operations_service(pool));
     let orphan = service
@@ -73,13 +73,13 @@ async fn orphan_is_marked_failed(db: Db, pool: PgPool) {
     assert_eq!(detector.sweep().await.unwrap(), 1);
 }
 
-#[groundtruth::persists(operations(rows = 0))]
+#[verily::persists(operations(rows = 0))]
 async fn a_sweep_with_no_orphans_writes_nothing(service: OperationsService) {
     let detector = OrphanDetector::new(Some(Arc::new(service)), Duration::from_secs(60));
     assert_eq!(detector.sweep().await.unwrap(), 0);
 }
 
-#[groundtruth::persists(operations(rows = 0), features_log(rows = 0))]
+#[verily::persists(operations(rows = 0), features_log(rows = 0))]
 async fn deleting_an_operation_removes_its_features(service: OperationsService, db: Db) {
     let operation = service
         .create_operation(NewOperation::training("NZDUSD"))
@@ -97,7 +97,7 @@ async fn deleting_an_operation_removes_its_features(service: OperationsService, 
     service.delete(operation.id).await.unwrap();
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 async fn created_operation_can_be_read_back(service: OperationsService) {
     let created = service
         .create_operation(NewOperation::training("EURUSD"))
@@ -109,7 +109,7 @@ async fn created_operation_can_be_read_back(service: OperationsService) {
     );
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 async fn schema_has_the_migrated_tables(mut connection: sqlx::PgConnection) {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",

@@ -1,14 +1,14 @@
-//! The risk reader's groundtruth suite: counters written by other clients,
+//! The risk reader's verily suite: counters written by other clients,
 //! read back through the reader, and the reader during Redis outages.
 
 use std::time::Duration;
 
-use groundtruth::{Redis, RedisServer};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use risk::{RiskError, RiskReader, RiskState};
+use verily::{Redis, RedisServer};
 
-groundtruth::main!(risk);
+verily::main!(risk);
 
 /// The state the other services write for `acct-7`.
 const WRITTEN: RiskState = RiskState {
@@ -50,7 +50,7 @@ async fn write_counters(connection: &mut MultiplexedConnection) {
         .unwrap();
 }
 
-#[groundtruth::test(category = "contract")]
+#[verily::test(category = "contract")]
 async fn reads_counters_written_by_another_client(redis: Redis) {
     let mut writer = redis.connect().await.unwrap();
     write_state(&mut writer).await;
@@ -63,7 +63,7 @@ async fn reads_counters_written_by_another_client(redis: Redis) {
     assert_eq!(state.headroom(), 1_875_000);
 }
 
-#[groundtruth::test(category = "smoke")]
+#[verily::test(category = "smoke")]
 async fn an_account_nobody_wrote_reads_as_zeros(redis: Redis, connection: MultiplexedConnection) {
     assert!(
         redis.is_empty().await.unwrap(),
@@ -78,7 +78,7 @@ async fn an_account_nobody_wrote_reads_as_zeros(redis: Redis, connection: Multip
 
 /// Redis killed under the reader: it says so, and reads again once Redis
 /// is back (empty: nothing was persisted).
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn the_reader_reports_an_outage_and_recovers(server: RedisServer) {
     let mut writer = server.connect().await.unwrap();
     write_counters(&mut writer).await;
@@ -100,7 +100,7 @@ async fn the_reader_reports_an_outage_and_recovers(server: RedisServer) {
 /// Redis frozen (a stalled host): the reader gives up after its timeout
 /// instead of hanging the risk check; it reads again once Redis thaws, and
 /// after its connection is killed.
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn a_stalled_redis_times_out_the_read(server: RedisServer) {
     let mut writer = server.connect().await.unwrap();
     write_counters(&mut writer).await;

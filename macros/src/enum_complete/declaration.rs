@@ -175,7 +175,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
                 cx.error_spanned_by(
                     &variant.ident,
                     format!(
-                        "variant `{name}` carries data, so groundtruth cannot build it: give a sample value, as in #[enum_complete(sample = {example})]"
+                        "variant `{name}` carries data, so verily cannot build it: give a sample value, as in #[enum_complete(sample = {example})]"
                     ),
                 );
                 continue;
@@ -187,7 +187,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
             .iter()
             .filter(|attr| attr.path().is_ident("cfg"))
             .collect();
-        values.push(quote!(#(#cfgs)* __groundtruth_variants.push((#name, #value));));
+        values.push(quote!(#(#cfgs)* __verily_variants.push((#name, #value));));
     }
     let enum_name = ident.to_string();
     let mut tests = Vec::new();
@@ -203,36 +203,36 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
         };
         tests.push(registration.expand());
     };
-    let none = quote!(::groundtruth::__private::Needs::NONE);
+    let none = quote!(::verily::__private::Needs::NONE);
     if checks.serde {
         register(
             SERDE,
             none.clone(),
-            quote!(::groundtruth::__private::enums::check_serde::<#ident>()),
+            quote!(::verily::__private::enums::check_serde::<#ident>()),
         );
     }
     if checks.strings {
         register(
             STRINGS,
             none.clone(),
-            quote!(::groundtruth::__private::enums::check_strings::<#ident>()),
+            quote!(::verily::__private::enums::check_strings::<#ident>()),
         );
     }
     if let Some(pg_type) = &checks.pg_type {
         register(
             PG_TYPE,
-            quote!(::groundtruth::__private::Needs::POSTGRES),
+            quote!(::verily::__private::Needs::POSTGRES),
             quote! {
-                let __groundtruth_db = __groundtruth_ctx.fixture::<::groundtruth::__private::Db>().await?;
-                ::groundtruth::__private::enums::check_pg_type::<#ident>(&__groundtruth_db, #pg_type).await
+                let __verily_db = __verily_ctx.fixture::<::verily::__private::Db>().await?;
+                ::verily::__private::enums::check_pg_type::<#ident>(&__verily_db, #pg_type).await
             },
         );
     }
     if let Some(scan) = &checks.scan {
         let labels = if checks.serde {
-            quote!(::groundtruth::__private::enums::serde_labels::<#ident>())
+            quote!(::verily::__private::enums::serde_labels::<#ident>())
         } else {
-            quote!(::groundtruth::__private::enums::display_labels::<#ident>())
+            quote!(::verily::__private::enums::display_labels::<#ident>())
         };
         let keys: Vec<String> = if checks.scan_keys.is_empty() {
             vec!["type".to_owned(), snake_case(&enum_name)]
@@ -243,7 +243,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
             SCAN,
             none,
             quote! {
-                ::groundtruth::__private::enums::check_files(
+                ::verily::__private::enums::check_files(
                     #enum_name,
                     ::core::env!("CARGO_MANIFEST_DIR"),
                     #scan,
@@ -256,15 +256,15 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
     let impl_name = format_ident!("{}", ident);
     Some(quote! {
         #item
-        ::groundtruth::__private::emit! {
+        ::verily::__private::emit! {
             #[automatically_derived]
-            impl ::groundtruth::__private::DeclaredEnum for #impl_name {
+            impl ::verily::__private::DeclaredEnum for #impl_name {
                 const NAME: &'static str = #enum_name;
 
                 fn variants() -> ::std::vec::Vec<(&'static str, Self)> {
-                    let mut __groundtruth_variants = ::std::vec::Vec::new();
+                    let mut __verily_variants = ::std::vec::Vec::new();
                     #(#values)*
-                    __groundtruth_variants
+                    __verily_variants
                 }
             }
 

@@ -108,27 +108,27 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
     let ident = &function.sig.ident;
     let handler_name = ident.to_string();
     let fixture_args: Vec<Ident> = (0..fixture_types.len())
-        .map(|index| format_ident!("__groundtruth_arg{}", index))
+        .map(|index| format_ident!("__verily_arg{}", index))
         .collect();
     let setup = fixture_types
         .iter()
         .zip(&fixture_args)
         .map(|((_, ty), arg)| {
             quote_spanned! {ty.span()=>
-                let #arg = __groundtruth_ctx.fixture::<#ty>().await?;
+                let #arg = __verily_ctx.fixture::<#ty>().await?;
             }
         });
     let needs = fixture_types
         .iter()
-        .map(|(_, ty)| quote!(<#ty as ::groundtruth::__private::Fixture>::NEEDS));
+        .map(|(_, ty)| quote!(<#ty as ::verily::__private::Fixture>::NEEDS));
     let mut call_args = Vec::new();
     let mut fixtures = fixture_args.iter();
     for index in 0..function.sig.inputs.len() {
         if index == enum_position {
             call_args.push(if by_reference {
-                quote!(&__groundtruth_variant)
+                quote!(&__verily_variant)
             } else {
-                quote!(__groundtruth_variant)
+                quote!(__verily_variant)
             });
         } else if let Some(arg) = fixtures.next() {
             call_args.push(quote!(#arg));
@@ -152,7 +152,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
     let enum_path = &args.enum_path;
     // Spanned at the enum's name: an undeclared enum is reported there, once.
     let check = quote_spanned! {enum_path.span()=>
-        ::groundtruth::__private::enums::check_handler::<#enum_path, _, _>(#handler_name, |__groundtruth_variant| {
+        ::verily::__private::enums::check_handler::<#enum_path, _, _>(#handler_name, |__verily_variant| {
             #(let #fixture_args = ::core::clone::Clone::clone(&#fixture_args);)*
             async move { #outcome }
         })
@@ -167,19 +167,19 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
         name: None,
         category: "schema",
         options: &options,
-        needs: quote!(::groundtruth::__private::Needs::NONE #(.union(#needs))*),
+        needs: quote!(::verily::__private::Needs::NONE #(.union(#needs))*),
         body,
         extra: TokenStream::new(),
     }
     .expand();
     Some(quote! {
         #function
-        ::groundtruth::__private::emit! { #registration }
+        ::verily::__private::emit! { #registration }
     })
 }
 
 /// Finds catch-all arms in matches over the enum, and removes the
-/// `#[groundtruth::allow_wildcard]` markers that excuse them.
+/// `#[verily::allow_wildcard]` markers that excuse them.
 struct Wildcards<'a> {
     cx: &'a Ctxt,
     enum_ident: &'a Ident,
@@ -197,7 +197,7 @@ impl VisitMut for Wildcards<'_> {
                 self.cx.error_spanned_by(
                     &arm.pat,
                     format!(
-                        "this catch-all arm hides variants of `{enum_ident}` added later: name every variant (the compiler then points at the next one), or mark a deliberate catch-all with #[groundtruth::allow_wildcard]",
+                        "this catch-all arm hides variants of `{enum_ident}` added later: name every variant (the compiler then points at the next one), or mark a deliberate catch-all with #[verily::allow_wildcard]",
                         enum_ident = self.enum_ident
                     ),
                 );

@@ -29,7 +29,7 @@ pub fn test(
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            ::groundtruth::__private::persist::Expectation {
+            ::verily::__private::persist::Expectation {
                 table: #table_name,
                 rows: #rows,
                 predicate: #predicate,
@@ -39,13 +39,13 @@ pub fn test(
     let setup = fixtures.setup();
     let call = fixtures.call(&function.sig);
     let body = quote! {
-        let __groundtruth_db = __groundtruth_ctx.fixture::<::groundtruth::__private::Db>().await?;
+        let __verily_db = __verily_ctx.fixture::<::verily::__private::Db>().await?;
         #setup
-        const __GROUNDTRUTH_EXPECTED: &[::groundtruth::__private::persist::Expectation] = &[#(#expectations),*];
-        let __groundtruth_before =
-            ::groundtruth::__private::persist::count(&__groundtruth_db, __GROUNDTRUTH_EXPECTED).await?;
-        ::groundtruth::__private::IntoTestResult::into_test_result(#call)?;
-        ::groundtruth::__private::persist::verify(#name, &__groundtruth_db, __GROUNDTRUTH_EXPECTED, __groundtruth_before).await
+        const __VERILY_EXPECTED: &[::verily::__private::persist::Expectation] = &[#(#expectations),*];
+        let __verily_before =
+            ::verily::__private::persist::count(&__verily_db, __VERILY_EXPECTED).await?;
+        ::verily::__private::IntoTestResult::into_test_result(#call)?;
+        ::verily::__private::persist::verify(#name, &__verily_db, __VERILY_EXPECTED, __verily_before).await
     };
     // Rebuild when a migration changes: the table check depends on it.
     let tracked = schema.files.iter().map(|file| {
@@ -60,13 +60,13 @@ pub fn test(
         name: None,
         category: "persistence",
         options: &attr.options,
-        needs: quote!(::groundtruth::__private::Needs::POSTGRES.union(#fixture_needs)),
+        needs: quote!(::verily::__private::Needs::POSTGRES.union(#fixture_needs)),
         body,
         extra: quote!(#(#tracked)*),
     }
     .expand();
     quote! {
-        ::groundtruth::__private::emit! {
+        ::verily::__private::emit! {
             #function
             #registration
         }

@@ -14,7 +14,7 @@ use crate::options::{
     Arg, TestOptions, dotted, parse_args_or_record, string_literal, unknown_option,
 };
 use crate::symbol::{IGNORE, MIGRATIONS, ROWS, TIMEOUT, WHERE};
-use groundtruth_runtime::similar::did_you_mean;
+use verily_runtime::similar::did_you_mean;
 
 const OPTIONS: &[&str] = &[TIMEOUT, IGNORE, MIGRATIONS];
 const TABLE_OPTIONS: &[&str] = &[ROWS, WHERE];

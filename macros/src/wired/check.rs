@@ -11,7 +11,7 @@ use syn::{
 use super::parse::WiredAttr;
 use crate::ctxt::Ctxt;
 use crate::fixtures::Fixtures;
-use groundtruth_runtime::similar::did_you_mean;
+use verily_runtime::similar::did_you_mean;
 
 /// A factory `#[wired]` can call, and what it returns.
 pub struct Factory {

@@ -53,28 +53,28 @@ fn checks(nodes: &[Node], base: &TokenStream, prefix: &TokenStream) -> TokenStre
         let access = quote_spanned!(ident.span()=> &(#base).#ident);
         let inner = if node.children.is_empty() {
             quote! {
-                (&&&::groundtruth::__private::Probe(__groundtruth_target))
-                    .groundtruth_nested(__groundtruth_report, __groundtruth_path);
+                (&&&::verily::__private::Probe(__verily_target))
+                    .verily_nested(__verily_report, __verily_path);
             }
         } else {
             checks(
                 &node.children,
-                &quote!(__groundtruth_target),
-                &quote!(__groundtruth_path),
+                &quote!(__verily_target),
+                &quote!(__verily_path),
             )
         };
         quote! {
-            __groundtruth_report.field(
+            __verily_report.field(
                 #prefix,
                 #name,
                 #access,
-                |__groundtruth_report, __groundtruth_path, __groundtruth_target| { #inner },
+                |__verily_report, __verily_path, __verily_target| { #inner },
             );
         }
     });
     quote! {
         #[allow(unused_imports)]
-        use ::groundtruth::__private::{NestedDeref as _, NestedDerefTwice as _, NestedDirect as _, NestedNone as _};
+        use ::verily::__private::{NestedDeref as _, NestedDerefTwice as _, NestedDirect as _, NestedNone as _};
         #(#checks)*
     }
 }
@@ -88,29 +88,29 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
     let call = factory.fixtures.call(&function.sig);
     let unwrap_result = factory.returns_result.then(|| {
         quote! {
-            let __groundtruth_output = ::groundtruth::__private::factory_ok(#display, __groundtruth_output)?;
+            let __verily_output = ::verily::__private::factory_ok(#display, __verily_output)?;
         }
     });
     let field_checks = if attr.fields.is_empty() {
         // The returned type must declare its fields; if it does not, the
         // trait's message says how to fix it, on the return type.
         quote_spanned! {service.span()=>
-            ::groundtruth::__private::DeclaredWiring::check_declared(__groundtruth_value, __groundtruth_report, "");
+            ::verily::__private::DeclaredWiring::check_declared(__verily_value, __verily_report, "");
         }
     } else {
-        checks(&tree(attr), &quote!(__groundtruth_value), &quote!(""))
+        checks(&tree(attr), &quote!(__verily_value), &quote!(""))
     };
     let body = quote! {
         #setup
-        let __groundtruth_output = #call;
+        let __verily_output = #call;
         #unwrap_result
-        let __groundtruth_value: &#service = ::core::borrow::Borrow::borrow(&__groundtruth_output);
-        let mut __groundtruth_report_value = ::groundtruth::__private::WiringReport::new();
-        let __groundtruth_report = &mut __groundtruth_report_value;
+        let __verily_value: &#service = ::core::borrow::Borrow::borrow(&__verily_output);
+        let mut __verily_report_value = ::verily::__private::WiringReport::new();
+        let __verily_report = &mut __verily_report_value;
         #field_checks
-        __groundtruth_report_value
+        __verily_report_value
             .verdict(#display, #type_name)
-            .map_err(::groundtruth::__private::Failure::new)
+            .map_err(::verily::__private::Failure::new)
     };
     let registration = Registration {
         ident,
@@ -123,22 +123,22 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
     }
     .expand();
     quote! {
-        ::groundtruth::__private::emit! { #registration }
+        ::verily::__private::emit! { #registration }
     }
 }
 
 pub fn declaration(attr: &WiredAttr, declaration: &ItemStruct) -> TokenStream {
     let ident = &declaration.ident;
     let (impl_generics, type_generics, where_clause) = declaration.generics.split_for_impl();
-    let checks = checks(&tree(attr), &quote!(self), &quote!(__groundtruth_prefix));
+    let checks = checks(&tree(attr), &quote!(self), &quote!(__verily_prefix));
     quote! {
-        ::groundtruth::__private::emit! {
+        ::verily::__private::emit! {
             #[automatically_derived]
-            impl #impl_generics ::groundtruth::__private::DeclaredWiring for #ident #type_generics #where_clause {
+            impl #impl_generics ::verily::__private::DeclaredWiring for #ident #type_generics #where_clause {
                 fn check_declared(
                     &self,
-                    __groundtruth_report: &mut ::groundtruth::__private::WiringReport,
-                    __groundtruth_prefix: &str,
+                    __verily_report: &mut ::verily::__private::WiringReport,
+                    __verily_prefix: &str,
                 ) {
                     #checks
                 }

@@ -43,9 +43,9 @@ impl fmt::Display for InfraError {
 
 impl std::error::Error for InfraError {}
 
-/// `GROUNDTRUTH_KEEP=1`: keep servers and the databases of failed tests.
+/// `VERILY_KEEP=1`: keep servers and the databases of failed tests.
 pub fn keep_requested() -> bool {
-    std::env::var("GROUNDTRUTH_KEEP").is_ok_and(|value| value == "1" || value == "true")
+    std::env::var("VERILY_KEEP").is_ok_and(|value| value == "1" || value == "true")
 }
 
 /// A service a run provides to its tests (PostgreSQL, Redis): started by
@@ -63,7 +63,7 @@ pub trait Service: Send + Sync + Sized + 'static {
     fn start(config: &Config) -> impl Future<Output = Result<Self, InfraError>> + Send;
 
     /// Stops what `start` made and removes what the run left on it; with
-    /// `keep` (`GROUNDTRUTH_KEEP=1`), says how to reach it instead.
+    /// `keep` (`VERILY_KEEP=1`), says how to reach it instead.
     fn shutdown(&self, keep: bool) -> impl Future<Output = ()> + Send;
 }
 
@@ -159,7 +159,7 @@ impl Infrastructure {
     }
 
     /// Tears every started service down, all at once; with
-    /// `GROUNDTRUTH_KEEP=1`, says how to reach what was kept instead.
+    /// `VERILY_KEEP=1`, says how to reach what was kept instead.
     pub async fn shutdown(&self) {
         let slots: Vec<Arc<dyn StartedService>> = self
             .services

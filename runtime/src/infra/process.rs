@@ -95,7 +95,7 @@ pub fn spawn_tied_to_harness(command: Command) -> std::io::Result<Child> {
     let spawner = SPAWNER.get_or_init(|| {
         let (sender, requests) = mpsc::channel::<Request>();
         std::thread::Builder::new()
-            .name("groundtruth-spawner".to_owned())
+            .name("verily-spawner".to_owned())
             .spawn(move || {
                 for (mut command, reply) in requests {
                     // SAFETY: the closure only calls prctl, which is

@@ -66,7 +66,7 @@ struct State {
 /// through it close.
 ///
 /// ```ignore
-/// let proxy = groundtruth::TcpProxy::to(&server).await?;
+/// let proxy = verily::TcpProxy::to(&server).await?;
 /// let service = MyService::connect(&proxy.url()).await?;
 /// proxy.cut();                  // every connection reset, new ones too
 /// proxy.restore();

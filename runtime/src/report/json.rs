@@ -2,7 +2,7 @@
 //! stable; fields may be added, never renamed or removed.
 //!
 //! ```text
-//! {"type":"suite","event":"started","schema":"groundtruth/1","test_count":12,"filtered_out":3}
+//! {"type":"suite","event":"started","schema":"verily/1","test_count":12,"filtered_out":3}
 //! {"type":"test","event":"started","name":"ops::factory","category":"wiring"}
 //! {"type":"test","event":"finished","name":"ops::factory","category":"wiring",
 //!  "outcome":"failed","duration":0.004,"message":"...","location":"src/lib.rs:10",
@@ -25,7 +25,7 @@ use crate::registry::TestDescriptor;
 use crate::runner::select::Selection;
 
 /// Identifies the schema in the first event.
-pub const SCHEMA: &str = "groundtruth/1";
+pub const SCHEMA: &str = "verily/1";
 
 #[derive(Debug, Default)]
 pub struct Json;

@@ -22,7 +22,7 @@ pub fn render(summary: &Summary) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"groundtruth\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+        "<testsuites name=\"verily\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
         summary.records.len(),
         summary.failed(),
         summary.ignored(),

@@ -133,7 +133,7 @@ fn usage_error(error: &dyn fmt::Display) -> i32 {
 /// nextest sees names with their category in front (`[wiring] a::b`), so a
 /// filter expression such as `test(/^\[wiring\]/)` selects a category.
 fn names_carry_category() -> bool {
-    match std::env::var("GROUNDTRUTH_CATEGORY_IN_NAME") {
+    match std::env::var("VERILY_CATEGORY_IN_NAME") {
         Ok(value) => value == "1",
         Err(_) => {
             std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some()

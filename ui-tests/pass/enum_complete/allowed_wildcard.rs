@@ -1,5 +1,5 @@
 // A deliberate catch-all, marked: it compiles, and the marker is removed.
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum EventType {
     TradingSignal,
     OrderFilled,
@@ -7,17 +7,17 @@ pub enum EventType {
     Custom(u32),
 }
 
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum Sample {
     #[enum_complete(sample = Sample::Sized(3))]
     Sized(u32),
 }
 
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 fn is_signal(event: EventType) -> bool {
     match event {
         EventType::TradingSignal => true,
-        #[groundtruth::allow_wildcard]
+        #[verily::allow_wildcard]
         _ => false,
     }
 }

@@ -1,4 +1,4 @@
-#[groundtruth::enum_complete(pg_type = "Event Type")]
+#[verily::enum_complete(pg_type = "Event Type")]
 pub enum EventType {
     TradingSignal,
 }

@@ -1,10 +1,10 @@
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum EventType {
     TradingSignal,
     OrderFilled,
 }
 
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 fn describe(event: &EventType) -> String {
     match event {
         EventType::TradingSignal => "signal".to_owned(),

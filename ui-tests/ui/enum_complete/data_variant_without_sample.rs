@@ -1,4 +1,4 @@
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum EventType {
     TradingSignal,
     Custom(String),
@@ -7,7 +7,7 @@ pub enum EventType {
 fn main() {}
 
 // The declaration stands for the variants that are fine: no cascade here.
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 fn topic_for(event: EventType) -> &'static str {
     match event {
         EventType::TradingSignal => "signals",

@@ -1,4 +1,4 @@
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum Event<T> {
     Signal(T),
     Error,

@@ -1,9 +1,9 @@
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum EventType {
     TradingSignal,
 }
 
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 fn topic_for(name: &str) -> &'static str {
     if name.is_empty() { "none" } else { "signals" }
 }

@@ -1,4 +1,4 @@
-#[groundtruth::enum_complete(serde)]
+#[verily::enum_complete(serde)]
 pub struct EventType {
     name: String,
 }

@@ -1,4 +1,4 @@
-#[groundtruth::enum_complete(scan = "config/*.toml")]
+#[verily::enum_complete(scan = "config/*.toml")]
 pub enum EventType {
     TradingSignal,
 }

@@ -3,7 +3,7 @@ pub enum EventType {
     SystemError,
 }
 
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 fn topic_for(event: EventType) -> &'static str {
     match event {
         EventType::TradingSignal => "signals",

@@ -1,4 +1,4 @@
-#[groundtruth::enum_complete(serde, json)]
+#[verily::enum_complete(serde, json)]
 pub enum EventType {
     TradingSignal,
 }

@@ -1,11 +1,11 @@
-#[groundtruth::enum_complete]
+#[verily::enum_complete]
 pub enum EventType {
     TradingSignal,
     OrderFilled,
     SystemError,
 }
 
-#[groundtruth::enum_complete(EventType)]
+#[verily::enum_complete(EventType)]
 fn topic_for(event: EventType) -> &'static str {
     match event {
         EventType::TradingSignal => "signals",

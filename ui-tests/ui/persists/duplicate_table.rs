@@ -1,4 +1,4 @@
-#[groundtruth::persists(operations, checkpoints, operations(rows = 1), migrations = "../../../../ui-tests/migrations")]
-async fn create_operation_writes_a_row(_db: groundtruth::Db) {}
+#[verily::persists(operations, checkpoints, operations(rows = 1), migrations = "../../../../ui-tests/migrations")]
+async fn create_operation_writes_a_row(_db: verily::Db) {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[groundtruth::persists]
-async fn create_operation_writes_a_row(_db: groundtruth::Db) {}
+#[verily::persists]
+async fn create_operation_writes_a_row(_db: verily::Db) {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[groundtruth::persists(operations, migrations = "../../../../ui-tests/migrations")]
+#[verily::persists(operations, migrations = "../../../../ui-tests/migrations")]
 struct CreateOperation;
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[groundtruth::persists(operations, retries = 3, migrations = "../../../../ui-tests/migrations")]
-async fn create_operation_writes_a_row(_db: groundtruth::Db) {}
+#[verily::persists(operations, retries = 3, migrations = "../../../../ui-tests/migrations")]
+async fn create_operation_writes_a_row(_db: verily::Db) {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[groundtruth::test]
+#[verily::test]
 fn generic<T: Default>() {
     let _ = T::default();
 }

@@ -1,4 +1,4 @@
-#[groundtruth::test(category = "End To End")]
+#[verily::test(category = "End To End")]
 fn training_can_be_cancelled() {}
 
 fn main() {}

@@ -1,6 +1,6 @@
 pub struct Settings;
 
-#[groundtruth::test]
+#[verily::test]
 fn uses_settings(_settings: Settings) {}
 
 fn main() {}

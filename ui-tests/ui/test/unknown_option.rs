@@ -1,4 +1,4 @@
-#[groundtruth::test(categroy = "e2e")]
+#[verily::test(categroy = "e2e")]
 fn training_can_be_cancelled() {}
 
 fn main() {}

@@ -6,7 +6,7 @@ pub struct OperationsService {
     repository: Option<Arc<Repository>>,
 }
 
-#[groundtruth::wired(repository, repository)]
+#[verily::wired(repository, repository)]
 pub fn get_operations_service() -> OperationsService {
     OperationsService { repository: None }
 }

@@ -2,7 +2,7 @@ pub struct Service<R> {
     repository: Option<R>,
 }
 
-#[groundtruth::wired(repository)]
+#[verily::wired(repository)]
 pub fn make_service<R: Default>() -> Service<R> {
     Service { repository: Some(R::default()) }
 }

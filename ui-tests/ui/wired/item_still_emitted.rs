@@ -4,7 +4,7 @@ pub struct Service {
     repository: Option<u32>,
 }
 
-#[groundtruth::wired(repository, colour = "blue")]
+#[verily::wired(repository, colour = "blue")]
 pub fn service() -> Service {
     Service { repository: Some(1) }
 }

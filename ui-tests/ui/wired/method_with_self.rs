@@ -5,7 +5,7 @@ pub struct Service {
 pub struct Container;
 
 impl Container {
-    #[groundtruth::wired(repository)]
+    #[verily::wired(repository)]
     pub fn service(&self) -> Service {
         Service { repository: Some(1) }
     }

@@ -7,7 +7,7 @@ pub struct OperationsService {
 }
 
 // A bare #[wired] needs the struct to declare its fields.
-#[groundtruth::wired]
+#[verily::wired]
 pub fn get_operations_service() -> OperationsService {
     OperationsService { repository: None }
 }

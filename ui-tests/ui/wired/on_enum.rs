@@ -1,4 +1,4 @@
-#[groundtruth::wired(repository)]
+#[verily::wired(repository)]
 pub enum Backend {
     Postgres,
     Memory,

@@ -1,4 +1,4 @@
-#[groundtruth::wired(repository)]
+#[verily::wired(repository)]
 pub fn start_service() {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[groundtruth::wired]
+#[verily::wired]
 pub struct Service {
     repository: Option<u32>,
     metrics: Option<u32>,

@@ -6,7 +6,7 @@ pub struct OperationsService {
     repository: Option<Arc<Repository>>,
 }
 
-#[groundtruth::wired(repositry)]
+#[verily::wired(repositry)]
 pub fn get_operations_service() -> OperationsService {
     OperationsService { repository: None }
 }

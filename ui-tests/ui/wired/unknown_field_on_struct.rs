@@ -3,7 +3,7 @@ use std::sync::Arc;
 pub struct Repository;
 pub struct Metrics;
 
-#[groundtruth::wired(repositry, metrics)]
+#[verily::wired(repositry, metrics)]
 pub struct OperationsService {
     repository: Option<Arc<Repository>>,
     metrics: Option<Arc<Metrics>>,

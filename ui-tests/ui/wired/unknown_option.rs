@@ -2,7 +2,7 @@ pub struct Service {
     repository: Option<u32>,
 }
 
-#[groundtruth::wired(repository, timeuot = "5s")]
+#[verily::wired(repository, timeuot = "5s")]
 pub fn service() -> Service {
     Service { repository: Some(1) }
 }

@@ -2,7 +2,7 @@ pub struct Service {
     name: String,
 }
 
-#[groundtruth::wired(name)]
+#[verily::wired(name)]
 pub fn service() -> Service {
     Service { name: String::new() }
 }

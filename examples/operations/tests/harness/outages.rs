@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groundtruth::{PgServer, TcpProxy};
 use operations::{NewOperation, OperationStatus, OperationsService, ServiceError, Settings};
+use verily::{PgServer, TcpProxy};
 
 async fn connect(settings: Settings) -> OperationsService {
     OperationsService::connect(&settings)
@@ -54,7 +54,7 @@ async fn until_an_update_sleeps(server: &PgServer) {
 /// The database stops while an operation's statement runs: the operation
 /// fails with a clear error (no panic, no hang), and once the database is
 /// back the next call succeeds.
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn a_database_stopped_mid_operation_is_an_error_then_recovers(server: PgServer) {
     let service = Arc::new(
         connect(Settings {
@@ -102,7 +102,7 @@ async fn a_database_stopped_mid_operation_is_an_error_then_recovers(server: PgSe
 
 /// The database hangs (every process of it stopped, its port still open):
 /// the service's query timeout fires in time, with an error that says so.
-#[groundtruth::test(category = "error", timeout = "15s")]
+#[verily::test(category = "error", timeout = "15s")]
 async fn a_hung_database_times_out_within_the_query_timeout(server: PgServer) {
     let limit = Duration::from_secs(1);
     let service = connect(Settings {
@@ -135,7 +135,7 @@ async fn a_hung_database_times_out_within_the_query_timeout(server: PgServer) {
 
 /// Wrong credentials: startup returns an error naming the problem, without
 /// the password.
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn wrong_credentials_fail_startup_naming_the_problem(server: PgServer) {
     let settings = Settings::for_database(server.url_as("postgres", "not-the-password"));
     let error = OperationsService::connect(&settings)
@@ -154,7 +154,7 @@ async fn wrong_credentials_fail_startup_naming_the_problem(server: PgServer) {
 
 /// The network is cut (every connection reset) and comes back: calls fail
 /// while it is down, and the service reconnects by itself after.
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn the_service_reconnects_after_a_network_cut(server: PgServer) {
     let proxy = TcpProxy::to(&server).await.unwrap();
     let service = connect(Settings::for_database(proxy.url())).await;
@@ -178,7 +178,7 @@ async fn the_service_reconnects_after_a_network_cut(server: PgServer) {
 
 /// A slow network (latency on every packet, each way): the query timeout
 /// fires rather than the caller waiting it out.
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn a_slow_network_hits_the_query_timeout(server: PgServer) {
     let proxy = server.proxy().await.unwrap();
     let service = connect(Settings {
@@ -209,7 +209,7 @@ async fn a_slow_network_hits_the_query_timeout(server: PgServer) {
 
 /// Every connection is terminated (a failover, an administrator): the
 /// service's next call succeeds on a new one.
-#[groundtruth::test(category = "error", timeout = "60s")]
+#[verily::test(category = "error", timeout = "60s")]
 async fn the_service_reconnects_after_its_connections_are_terminated(server: PgServer) {
     let service = connect(Settings::for_database(server.url())).await;
     let operation = service

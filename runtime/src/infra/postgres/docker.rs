@@ -61,7 +61,7 @@ impl std::fmt::Debug for DockerPostgres {
     }
 }
 
-const PASSWORD: &str = "groundtruth";
+const PASSWORD: &str = "verily";
 
 impl DockerPostgres {
     pub async fn start(name: &str, tag: &str) -> Result<Self, InfraError> {
@@ -70,12 +70,12 @@ impl DockerPostgres {
             .with_password(PASSWORD)
             .with_name(name)
             .with_tag(tag)
-            .with_label("groundtruth.pid", std::process::id().to_string())
+            .with_label("verily.pid", std::process::id().to_string())
             .start()
             .await
             .map_err(|error| {
                 InfraError::new(format!(
-                    "cannot start the PostgreSQL container {image}: {error}; with no registry reachable, build the image locally (.ci/postgres-image.sh), or set GROUNDTRUTH_POSTGRES=local"
+                    "cannot start the PostgreSQL container {image}: {error}; with no registry reachable, build the image locally (.ci/postgres-image.sh), or set VERILY_POSTGRES=local"
                 ))
             })?;
         let host = container
@@ -150,9 +150,9 @@ pub fn remove_orphans() {
             "ps",
             "-a",
             "--filter",
-            "label=groundtruth.pid",
+            "label=verily.pid",
             "--format",
-            "{{.ID}} {{.Label \"groundtruth.pid\"}}",
+            "{{.ID}} {{.Label \"verily.pid\"}}",
         ])
         .output()
     else {

@@ -277,25 +277,25 @@ pub(crate) fn server_account() -> Result<Option<Account>, InfraError> {
     })
 }
 
-/// `<base>/groundtruth-<uid>`: clusters of this user's runs, one
+/// `<base>/verily-<uid>`: clusters of this user's runs, one
 /// subdirectory each, readable by the server's account.
 pub(crate) fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraError> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    let root = runtime_base().join(format!("groundtruth-{uid}"));
+    let root = runtime_base().join(format!("verily-{uid}"));
     fs::create_dir_all(&root).map_err(io_error(&root))?;
     let mode = if account.is_some() { 0o755 } else { 0o700 };
     fs::set_permissions(&root, fs::Permissions::from_mode(mode)).map_err(io_error(&root))?;
     Ok(root)
 }
 
-/// Where ephemeral clusters live: `GROUNDTRUTH_RUNTIME_DIR`, else tmpfs
+/// Where ephemeral clusters live: `VERILY_RUNTIME_DIR`, else tmpfs
 /// (`/dev/shm`) when it has room, else the temp dir. The data is thrown
 /// away, and on a disk file system each test database's create and drop
 /// costs many times more (ext4 searches recently deleted inodes:
 /// bench/persistence.py measured 19 ms on tmpfs against up to 200 ms).
 pub fn runtime_base() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GROUNDTRUTH_RUNTIME_DIR") {
+    if let Some(dir) = std::env::var_os("VERILY_RUNTIME_DIR") {
         return PathBuf::from(dir);
     }
     let shm = Path::new("/dev/shm");
@@ -420,19 +420,19 @@ pub(crate) fn pristine_data_dir(
     Ok(pristine)
 }
 
-/// `$GROUNDTRUTH_CACHE_DIR`, else `$XDG_CACHE_HOME/groundtruth`, else
-/// `~/.cache/groundtruth`, else the temp dir.
+/// `$VERILY_CACHE_DIR`, else `$XDG_CACHE_HOME/verily`, else
+/// `~/.cache/verily`, else the temp dir.
 fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GROUNDTRUTH_CACHE_DIR") {
+    if let Some(dir) = std::env::var_os("VERILY_CACHE_DIR") {
         return PathBuf::from(dir);
     }
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("groundtruth");
+        return PathBuf::from(dir).join("verily");
     }
     if let Some(home) = std::env::var_os("HOME") {
-        return PathBuf::from(home).join(".cache/groundtruth");
+        return PathBuf::from(home).join(".cache/verily");
     }
-    std::env::temp_dir().join("groundtruth-cache")
+    std::env::temp_dir().join("verily-cache")
 }
 
 pub(crate) fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), InfraError> {

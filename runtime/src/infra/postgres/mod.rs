@@ -1,10 +1,10 @@
 //! PostgreSQL for a run, from the first source that is available:
 //!
-//! 1. `GROUNDTRUTH_DATABASE_URL` or `DATABASE_URL`: an existing server;
+//! 1. `VERILY_DATABASE_URL` or `DATABASE_URL`: an existing server;
 //! 2. Docker (feature `docker`): a container of the configured image;
 //! 3. local binaries: an ephemeral cluster in a temp dir.
 //!
-//! `GROUNDTRUTH_POSTGRES=url|docker|local` forces one; a forced source that
+//! `VERILY_POSTGRES=url|docker|local` forces one; a forced source that
 //! is unavailable is an error, never a silent fallback.
 
 #[cfg(feature = "docker")]
@@ -35,15 +35,15 @@ pub enum Source {
 }
 
 impl Source {
-    /// `GROUNDTRUTH_POSTGRES`, if set.
+    /// `VERILY_POSTGRES`, if set.
     pub(crate) fn forced() -> Result<Option<Source>, InfraError> {
-        match std::env::var("GROUNDTRUTH_POSTGRES").as_deref() {
+        match std::env::var("VERILY_POSTGRES").as_deref() {
             Err(_) | Ok("") => Ok(None),
             Ok("url") => Ok(Some(Source::Url)),
             Ok("docker") => Ok(Some(Source::Docker)),
             Ok("local") => Ok(Some(Source::Local)),
             Ok(other) => Err(InfraError::new(format!(
-                "GROUNDTRUTH_POSTGRES={other} is not a source; use `url`, `docker` or `local`, or unset it"
+                "VERILY_POSTGRES={other} is not a source; use `url`, `docker` or `local`, or unset it"
             ))),
         }
     }
@@ -130,7 +130,7 @@ impl Server {
             Source::Url => {
                 let (variable, url) = url.ok_or_else(|| {
                     InfraError::new(
-                        "GROUNDTRUTH_POSTGRES=url, but neither GROUNDTRUTH_DATABASE_URL nor DATABASE_URL is set",
+                        "VERILY_POSTGRES=url, but neither VERILY_DATABASE_URL nor DATABASE_URL is set",
                     )
                 })?;
                 let options = url::connect(variable, &url).await?;
@@ -148,7 +148,7 @@ impl Server {
                 };
                 let binaries = found.ok_or_else(|| {
                     InfraError::new(format!(
-                        "GROUNDTRUTH_POSTGRES=local, but no initdb and postgres were found (looked in {}); install PostgreSQL's server package",
+                        "VERILY_POSTGRES=local, but no initdb and postgres were found (looked in {}); install PostgreSQL's server package",
                         local::SEARCHED
                     ))
                 })?;
@@ -226,7 +226,7 @@ pub(crate) fn docker_status(config: &Config) -> Result<bool, String> {
 
 #[cfg(not(feature = "docker"))]
 pub(crate) fn docker_status(_config: &Config) -> Result<bool, String> {
-    Err("groundtruth was built without its `docker` feature".to_owned())
+    Err("verily was built without its `docker` feature".to_owned())
 }
 
 /// Starts a container; `check_engine` unless choosing just saw it answer.
@@ -235,7 +235,7 @@ async fn start_docker(config: &Config, check_engine: bool) -> Result<Server, Inf
     if check_engine {
         docker::engine().map_err(|why| {
             InfraError::new(format!(
-                "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL"
+                "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_POSTGRES=local or DATABASE_URL"
             ))
         })?;
     }
@@ -249,7 +249,7 @@ async fn start_docker(config: &Config, check_engine: bool) -> Result<Server, Inf
 #[cfg(not(feature = "docker"))]
 async fn start_docker(_config: &Config, _check_engine: bool) -> Result<Server, InfraError> {
     Err(InfraError::new(
-        "GROUNDTRUTH_POSTGRES=docker, but groundtruth was built without its `docker` feature; enable it, or use GROUNDTRUTH_POSTGRES=local or DATABASE_URL",
+        "VERILY_POSTGRES=docker, but verily was built without its `docker` feature; enable it, or use VERILY_POSTGRES=local or DATABASE_URL",
     ))
 }
 
@@ -313,7 +313,7 @@ impl Postgres {
     }
 
     /// Drops a test's database, or keeps it (a failed test's, with
-    /// `GROUNDTRUTH_KEEP=1`) and says how to reach it.
+    /// `VERILY_KEEP=1`) and says how to reach it.
     pub async fn release(&self, database: TestDatabase, keep: bool) {
         if keep {
             eprintln!("postgres: kept database {} of a failed test", database.name);

@@ -6,10 +6,10 @@
 //!
 //! - The first process that needs PostgreSQL starts a *keeper*: the same
 //!   test binary, re-executed in a session of its own with
-//!   `GROUNDTRUTH_SHARED_KEEPER` set, so it outlives that process and the
+//!   `VERILY_SHARED_KEEPER` set, so it outlives that process and the
 //!   signals sent to its group. The keeper starts the cluster (which dies
 //!   with it), writes where it listens, and stops it and removes everything
-//!   once no process has used it for `GROUNDTRUTH_SHARED_IDLE_MS` (3 s by
+//!   once no process has used it for `VERILY_SHARED_IDLE_MS` (3 s by
 //!   default): after the run, also when the run was interrupted.
 //! - Each process holds a shared lock on `shared-<key>.clients` while it
 //!   runs; the keeper is idle when it can take that lock exclusively.
@@ -45,16 +45,16 @@ use crate::infra::process;
 use crate::runner::select::stable_hash;
 
 /// Set in the keeper's environment: the key of the cluster it keeps.
-const KEEPER: &str = "GROUNDTRUTH_SHARED_KEEPER";
+const KEEPER: &str = "VERILY_SHARED_KEEPER";
 
 /// How long the cluster outlives its last user, unless
-/// `GROUNDTRUTH_SHARED_IDLE_MS` says otherwise.
+/// `VERILY_SHARED_IDLE_MS` says otherwise.
 const IDLE: Duration = Duration::from_secs(3);
 
 /// Whether this process should use the shared cluster: under nextest, or
-/// with `GROUNDTRUTH_SHARED=1`; `GROUNDTRUTH_SHARED=0` turns it off.
+/// with `VERILY_SHARED=1`; `VERILY_SHARED=0` turns it off.
 pub fn requested() -> bool {
-    match std::env::var("GROUNDTRUTH_SHARED").as_deref() {
+    match std::env::var("VERILY_SHARED").as_deref() {
         Ok("1" | "true") => true,
         Ok("0" | "false") => false,
         _ => std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some(),
@@ -71,7 +71,7 @@ pub fn keep_if_keeper() {
     let code = match keep(&key) {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("groundtruth keeper: {error}");
+            eprintln!("verily keeper: {error}");
             1
         }
     };
@@ -282,7 +282,7 @@ fn keep(key: &str) -> Result<(), InfraError> {
         .filter(|binaries| self::key(binaries) == key)
         .ok_or_else(|| InfraError::new("the binaries the keeper was started for are gone"))?;
     let files = Files::new(key)?;
-    let idle = std::env::var("GROUNDTRUTH_SHARED_IDLE_MS")
+    let idle = std::env::var("VERILY_SHARED_IDLE_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(IDLE, Duration::from_millis);
@@ -370,7 +370,7 @@ fn unlock(file: &File) {
 }
 
 /// What a database's comment says when it may be handed out.
-const CLEAN: &str = "groundtruth: clean";
+const CLEAN: &str = "verily: clean";
 
 /// The databases of processes that share a server: one template per set
 /// of migrations, databases reused across processes.
@@ -471,7 +471,7 @@ impl SharedDatabases {
             .await
             .map_err(template::sql_error)?;
             if still_clean == Some(true) {
-                comment(&self.pool, &name, "groundtruth: in use").await?;
+                comment(&self.pool, &name, "verily: in use").await?;
                 return Ok(self.database(name));
             }
             let _ = sqlx::query("SELECT pg_advisory_unlock($1)")

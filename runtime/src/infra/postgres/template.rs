@@ -3,9 +3,9 @@
 //! a test has finished with is reset and verified (see `reset.rs`) and
 //! handed to a later test; one that cannot be is dropped.
 //!
-//! Every database the run creates is named `gt_<run id>_...`, and the run
+//! Every database the run creates is named `vy_<run id>_...`, and the run
 //! holds an advisory lock on its id for its whole life. A later run that
-//! finds `gt_` databases of the same owner whose lock it can take knows
+//! finds `vy_` databases of the same owner whose lock it can take knows
 //! their run is dead (killed with `kill -9`) and drops them; databases of
 //! other runs alive, of other users, or without the prefix are never touched.
 
@@ -23,8 +23,8 @@ use super::reset::{Baseline, Unusable};
 use crate::config::{Config, Migrations};
 use crate::infra::InfraError;
 
-/// Prefix of every database a groundtruth run creates.
-pub const PREFIX: &str = "gt_";
+/// Prefix of every database a verily run creates.
+pub const PREFIX: &str = "vy_";
 
 /// How many databases are cloned ahead of the tests that will take them.
 const PREFETCH: usize = 4;
@@ -442,12 +442,12 @@ async fn clone_ahead(
     }
 }
 
-/// Drops the databases of runs that died without cleaning up: `gt_` names
+/// Drops the databases of runs that died without cleaning up: `vy_` names
 /// owned by the current user whose run's advisory lock is free.
 async fn remove_dead_runs(admin: &PgPool, own_run: &str) -> Result<(), InfraError> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT datname::text FROM pg_database
-         WHERE datname LIKE 'gt\\_%' AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+         WHERE datname LIKE 'vy\\_%' AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
     )
     .fetch_all(admin)
     .await

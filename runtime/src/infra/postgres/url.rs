@@ -1,4 +1,4 @@
-//! An existing server named by `GROUNDTRUTH_DATABASE_URL` or `DATABASE_URL`.
+//! An existing server named by `VERILY_DATABASE_URL` or `DATABASE_URL`.
 //! The run only creates and drops databases carrying its own prefix.
 
 use std::str::FromStr;
@@ -10,7 +10,7 @@ use crate::infra::InfraError;
 
 /// The variable that named the server, and its value.
 pub fn from_env() -> Option<(&'static str, String)> {
-    ["GROUNDTRUTH_DATABASE_URL", "DATABASE_URL"]
+    ["VERILY_DATABASE_URL", "DATABASE_URL"]
         .into_iter()
         .find_map(|name| {
             std::env::var(name)
@@ -28,7 +28,7 @@ pub async fn connect(variable: &str, url: &str) -> Result<PgConnectOptions, Infr
     })?;
     let mut connection = PgConnection::connect_with(&options).await.map_err(|error| {
         InfraError::new(format!(
-            "cannot connect to {variable} ({}): {error}; start that server, fix the URL, or unset it to let groundtruth start its own PostgreSQL",
+            "cannot connect to {variable} ({}): {error}; start that server, fix the URL, or unset it to let verily start its own PostgreSQL",
             redacted(url)
         ))
     })?;
@@ -41,7 +41,7 @@ pub async fn connect(variable: &str, url: &str) -> Result<PgConnectOptions, Infr
     let _ = connection.close().await;
     if !may_create {
         return Err(InfraError::new(format!(
-            "the user `{user}` of {variable} cannot CREATE DATABASE, and groundtruth gives each test a database of its own; grant it with `ALTER ROLE \"{user}\" CREATEDB`, or name a server where it can"
+            "the user `{user}` of {variable} cannot CREATE DATABASE, and verily gives each test a database of its own; grant it with `ALTER ROLE \"{user}\" CREATEDB`, or name a server where it can"
         )));
     }
     Ok(options)
@@ -83,12 +83,12 @@ mod tests {
     #[test]
     fn another_database_on_the_same_server() {
         assert_eq!(
-            super::with_database("postgres://app:pw@db:5432/app?sslmode=disable", "gt_1"),
-            "postgres://app:pw@db:5432/gt_1?sslmode=disable"
+            super::with_database("postgres://app:pw@db:5432/app?sslmode=disable", "vy_1"),
+            "postgres://app:pw@db:5432/vy_1?sslmode=disable"
         );
         assert_eq!(
-            super::with_database("postgres://db", "gt_1"),
-            "postgres://db/gt_1"
+            super::with_database("postgres://db", "vy_1"),
+            "postgres://db/vy_1"
         );
     }
 

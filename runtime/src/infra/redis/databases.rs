@@ -55,11 +55,11 @@ impl std::fmt::Debug for Databases {
 }
 
 fn claim_key(database: u32) -> String {
-    format!("groundtruth:lease:{database}")
+    format!("verily:lease:{database}")
 }
 
 fn owner_key(database: u32) -> String {
-    format!("groundtruth:owner:{database}")
+    format!("verily:owner:{database}")
 }
 
 fn redis_error(what: &str) -> impl Fn(::redis::RedisError) -> InfraError + '_ {
@@ -100,7 +100,7 @@ impl Databases {
         loop {
             if self.in_circulation.load(Ordering::SeqCst) == 0 {
                 return Err(InfraError::new(
-                    "no database is free on GROUNDTRUTH_REDIS_URL: every one but 0 holds keys groundtruth did not write or is claimed by another run; point it at a server (or raise its `databases`) with empty ones",
+                    "no database is free on VERILY_REDIS_URL: every one but 0 holds keys verily did not write or is claimed by another run; point it at a server (or raise its `databases`) with empty ones",
                 ));
             }
             let database = {
@@ -198,7 +198,7 @@ impl Databases {
     }
 
     /// Flushes a test's database and gives it to the next test; a failed
-    /// test's is kept instead (`GROUNDTRUTH_KEEP=1`).
+    /// test's is kept instead (`VERILY_KEEP=1`).
     pub async fn release(&self, database: u32, keep: bool) {
         if keep {
             return;

@@ -52,7 +52,7 @@ impl DockerRedis {
                 "--databases",
                 &DATABASES.to_string(),
             ])
-            .with_label("groundtruth.pid", std::process::id().to_string());
+            .with_label("verily.pid", std::process::id().to_string());
         let request = if fixed_port {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|listener| listener.local_addr())
@@ -66,7 +66,7 @@ impl DockerRedis {
         };
         let container = request.start().await.map_err(|error| {
             InfraError::new(format!(
-                "cannot start the Redis container {image}: {error}; with no registry reachable, build the image locally (.ci/redis-image.sh), or set GROUNDTRUTH_REDIS=local"
+                "cannot start the Redis container {image}: {error}; with no registry reachable, build the image locally (.ci/redis-image.sh), or set VERILY_REDIS=local"
             ))
         })?;
         let host = container

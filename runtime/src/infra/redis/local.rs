@@ -66,18 +66,15 @@ pub struct LocalRedis {
     port: u16,
     child: Option<Child>,
     paused: bool,
-    /// `GROUNDTRUTH_KEEP=1` kept it past the run: never killed nor removed.
+    /// `VERILY_KEEP=1` kept it past the run: never killed nor removed.
     kept: bool,
 }
 
 impl LocalRedis {
     /// Starts a server on a free loopback port.
     pub async fn start(binary: Binary) -> Result<Self, InfraError> {
-        let dir = std::env::temp_dir().join(format!(
-            "groundtruth-redis-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("verily-redis-{}-{}", std::process::id(), unique()));
         remove_orphans();
         fs::create_dir_all(&dir)
             .map_err(|error| InfraError::new(format!("{}: {error}", dir.display())))?;
@@ -269,7 +266,7 @@ fn remove_orphans() {
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(owner) = name
-            .strip_prefix("groundtruth-redis-")
+            .strip_prefix("verily-redis-")
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
         else {

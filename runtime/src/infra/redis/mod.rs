@@ -1,10 +1,10 @@
 //! Redis for a run, from the first source that is available:
 //!
-//! 1. `GROUNDTRUTH_REDIS_URL`: an existing server;
+//! 1. `VERILY_REDIS_URL`: an existing server;
 //! 2. Docker (feature `docker`): a container of the configured image;
 //! 3. a local `redis-server`: on a free loopback port, no persistence.
 //!
-//! `GROUNDTRUTH_REDIS=url|docker|local` forces one; a forced source that is
+//! `VERILY_REDIS=url|docker|local` forces one; a forced source that is
 //! unavailable is an error, never a silent fallback. Each test leases a
 //! logical database of its own (see [`databases`]).
 
@@ -32,15 +32,15 @@ pub enum Source {
 }
 
 impl Source {
-    /// `GROUNDTRUTH_REDIS`, if set.
+    /// `VERILY_REDIS`, if set.
     fn forced() -> Result<Option<Source>, InfraError> {
-        match std::env::var("GROUNDTRUTH_REDIS").as_deref() {
+        match std::env::var("VERILY_REDIS").as_deref() {
             Err(_) | Ok("") => Ok(None),
             Ok("url") => Ok(Some(Source::Url)),
             Ok("docker") => Ok(Some(Source::Docker)),
             Ok("local") => Ok(Some(Source::Local)),
             Ok(other) => Err(InfraError::new(format!(
-                "GROUNDTRUTH_REDIS={other} is not a source; use `url`, `docker` or `local`, or unset it"
+                "VERILY_REDIS={other} is not a source; use `url`, `docker` or `local`, or unset it"
             ))),
         }
     }
@@ -67,7 +67,7 @@ impl Instance {
             _ => {
                 let binary = local::find_binary().ok_or_else(|| {
                     InfraError::new(format!(
-                        "GROUNDTRUTH_REDIS=local, but no redis-server was found (looked in {}); install it (apt-get install redis-server, brew install redis)",
+                        "VERILY_REDIS=local, but no redis-server was found (looked in {}); install it (apt-get install redis-server, brew install redis)",
                         local::SEARCHED
                     ))
                 })?;
@@ -76,7 +76,7 @@ impl Instance {
         }
     }
 
-    /// A server of a test's own: `GROUNDTRUTH_REDIS=docker|local` decides;
+    /// A server of a test's own: `VERILY_REDIS=docker|local` decides;
     /// else a local redis-server (it starts in milliseconds), else Docker.
     /// A URL cannot be stopped and started, so it never serves here.
     pub async fn start_exclusive(config: &Config) -> Result<Instance, InfraError> {
@@ -190,7 +190,7 @@ fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
     }
     let docker = docker.err().unwrap_or_default();
     Err(InfraError::new(format!(
-        "no Redis: GROUNDTRUTH_REDIS_URL is unset, Docker is not usable ({docker}), and no redis-server was found (looked in {}); install redis-server, start Docker, or set GROUNDTRUTH_REDIS_URL",
+        "no Redis: VERILY_REDIS_URL is unset, Docker is not usable ({docker}), and no redis-server was found (looked in {}); install redis-server, start Docker, or set VERILY_REDIS_URL",
         local::SEARCHED
     )))
 }
@@ -205,14 +205,14 @@ fn docker_status(config: &Config) -> Result<bool, String> {
 
 #[cfg(not(feature = "docker"))]
 fn docker_status(_config: &Config) -> Result<bool, String> {
-    Err("groundtruth was built without its `docker` feature".to_owned())
+    Err("verily was built without its `docker` feature".to_owned())
 }
 
 #[cfg(feature = "docker")]
 async fn start_docker(config: &Config, fixed_port: bool) -> Result<Instance, InfraError> {
     crate::infra::postgres::docker::engine().map_err(|why| {
         InfraError::new(format!(
-            "Redis from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use GROUNDTRUTH_REDIS=local or GROUNDTRUTH_REDIS_URL"
+            "Redis from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_REDIS=local or VERILY_REDIS_URL"
         ))
     })?;
     crate::infra::postgres::docker::remove_orphans();
@@ -225,7 +225,7 @@ async fn start_docker(config: &Config, fixed_port: bool) -> Result<Instance, Inf
 #[cfg(not(feature = "docker"))]
 async fn start_docker(_config: &Config, _fixed_port: bool) -> Result<Instance, InfraError> {
     Err(InfraError::new(
-        "GROUNDTRUTH_REDIS=docker, but groundtruth was built without its `docker` feature; enable it, or use GROUNDTRUTH_REDIS=local or GROUNDTRUTH_REDIS_URL",
+        "VERILY_REDIS=docker, but verily was built without its `docker` feature; enable it, or use VERILY_REDIS=local or VERILY_REDIS_URL",
     ))
 }
 
@@ -259,7 +259,7 @@ pub(crate) async fn ping(host: &str, port: u16) -> Result<(), String> {
 /// The server behind the run's Redis.
 #[derive(Debug)]
 enum Server {
-    /// Someone else's, named by `GROUNDTRUTH_REDIS_URL`.
+    /// Someone else's, named by `VERILY_REDIS_URL`.
     Url(String),
     /// The run's own.
     Started(Instance),
@@ -279,7 +279,7 @@ impl Service for RedisService {
     const NAME: &'static str = "redis";
 
     /// Starts (or connects to) the server from the first available source,
-    /// or the one `GROUNDTRUTH_REDIS` forces.
+    /// or the one `VERILY_REDIS` forces.
     async fn start(config: &Config) -> Result<Self, InfraError> {
         let source = match Source::forced()? {
             Some(source) => source,
@@ -325,7 +325,7 @@ async fn prepare(server: &Server, base_url: &str) -> Result<Databases, InfraErro
         .await
         .map_err(|error| {
             InfraError::new(format!(
-                "cannot connect to {what}: {error}; start that server, fix the URL, or unset it to let groundtruth start its own Redis"
+                "cannot connect to {what}: {error}; start that server, fix the URL, or unset it to let verily start its own Redis"
             ))
         })?;
     let range = match ownership {
@@ -341,7 +341,7 @@ async fn prepare(server: &Server, base_url: &str) -> Result<Databases, InfraErro
                 .unwrap_or(16);
             if count < 2 {
                 return Err(InfraError::new(format!(
-                    "{what} has {count} database, and groundtruth gives each test a database of its own and never touches database 0; raise its `databases` setting, or unset the URL to let groundtruth start its own Redis"
+                    "{what} has {count} database, and verily gives each test a database of its own and never touches database 0; raise its `databases` setting, or unset the URL to let verily start its own Redis"
                 )));
             }
             1..count
@@ -358,7 +358,7 @@ impl RedisService {
         let (server, describe) = match source {
             Source::Url => {
                 let url = url::from_env().ok_or_else(|| {
-                    InfraError::new("GROUNDTRUTH_REDIS=url, but GROUNDTRUTH_REDIS_URL is not set")
+                    InfraError::new("VERILY_REDIS=url, but VERILY_REDIS_URL is not set")
                 })?;
                 url::parse(&url)?;
                 let describe = format!("{} ({})", url::VARIABLE, url::redacted(&url));
@@ -406,7 +406,7 @@ impl RedisService {
     }
 
     /// Flushes a test's database for the next test, or keeps it (a failed
-    /// test's, with `GROUNDTRUTH_KEEP=1`) and says how to reach it.
+    /// test's, with `VERILY_KEEP=1`) and says how to reach it.
     pub async fn release(&self, database: u32, keep: bool) {
         if keep {
             eprintln!(

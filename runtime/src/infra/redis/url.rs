@@ -1,12 +1,12 @@
-//! An existing server named by `GROUNDTRUTH_REDIS_URL`. The run uses only
+//! An existing server named by `VERILY_REDIS_URL`. The run uses only
 //! databases it found empty (never database 0) and flushes only those.
 
 use crate::infra::InfraError;
 
 /// The variable naming an existing server.
-pub const VARIABLE: &str = "GROUNDTRUTH_REDIS_URL";
+pub const VARIABLE: &str = "VERILY_REDIS_URL";
 
-/// `GROUNDTRUTH_REDIS_URL`, if set and not empty.
+/// `VERILY_REDIS_URL`, if set and not empty.
 pub fn from_env() -> Option<String> {
     std::env::var(VARIABLE).ok().filter(|url| !url.is_empty())
 }

@@ -16,10 +16,10 @@ use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
 use crate::infra::postgres::exclusive::local::free_port;
 
-/// Carries the harness's pid. Not the shared server's `groundtruth.pid`:
+/// Carries the harness's pid. Not the shared server's `verily.pid`:
 /// a run checking that its shared container is gone must not see a test's
 /// own container still at work.
-pub(crate) const LABEL: &str = "groundtruth.exclusive.pid";
+pub(crate) const LABEL: &str = "verily.exclusive.pid";
 
 /// How long a container may take to accept connections (a fresh one runs
 /// initdb first).
@@ -81,7 +81,7 @@ impl DockerServer {
                     continue;
                 }
                 return Err(InfraError::new(format!(
-                    "cannot start a PostgreSQL container of {image}: {stderr}; with no registry reachable, build the image locally (.ci/postgres-image.sh), or set GROUNDTRUTH_POSTGRES=local"
+                    "cannot start a PostgreSQL container of {image}: {stderr}; with no registry reachable, build the image locally (.ci/postgres-image.sh), or set VERILY_POSTGRES=local"
                 )));
             }
             let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();

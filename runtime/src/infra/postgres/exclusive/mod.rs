@@ -1,11 +1,11 @@
 //! [`PgServer`]: a PostgreSQL of one test's own, never the run's shared
 //! one, that the test may break and heal: stop and start, pause and resume,
 //! restart, end every client's connection. The crate's migrations are
-//! applied to its database `groundtruth`.
+//! applied to its database `verily`.
 //!
 //! It comes from local binaries (a cluster copied from the cached pristine
 //! data directory, ready in about 0.3 s) or, with the `docker` feature, a
-//! container of its own; `GROUNDTRUTH_POSTGRES` chooses as it does for the
+//! container of its own; `VERILY_POSTGRES` chooses as it does for the
 //! shared server. A server named by a URL cannot be one test's to break.
 //!
 //! Cleanup is synchronous, in Drop: a test that fails, panics or times out
@@ -31,20 +31,20 @@ use crate::infra::proxy::{ProxyTarget, TcpProxy, Upstream};
 use crate::registry::Needs;
 
 /// Password of the superuser `postgres` on every exclusive server.
-pub(crate) const PASSWORD: &str = "groundtruth";
+pub(crate) const PASSWORD: &str = "verily";
 
 /// The database the migrations are applied to, which `url()` names.
-pub const DATABASE: &str = "groundtruth";
+pub const DATABASE: &str = "verily";
 
 /// The superuser `url()` connects as.
 pub const USER: &str = "postgres";
 
 /// A PostgreSQL server of the test's own, with the crate's migrations
-/// applied to its database `groundtruth`.
+/// applied to its database `verily`.
 ///
 /// ```ignore
-/// #[groundtruth::test(category = "error")]
-/// async fn a_stopped_database_is_an_error_not_a_panic(server: groundtruth::PgServer) {
+/// #[verily::test(category = "error")]
+/// async fn a_stopped_database_is_an_error_not_a_panic(server: verily::PgServer) {
 ///     let service = MyService::connect(&server.url()).await.unwrap();
 ///     server.stop().await.unwrap();
 ///     assert!(service.list().await.is_err());
@@ -66,7 +66,7 @@ enum Backend {
 }
 
 impl PgServer {
-    /// Starts a server from the source `GROUNDTRUTH_POSTGRES` forces, else
+    /// Starts a server from the source `VERILY_POSTGRES` forces, else
     /// from local binaries when there are some (a server per test must
     /// start fast: about 0.3 s against 5 for a container), else
     /// Docker; and migrates its database with `config`'s migrations.
@@ -81,7 +81,7 @@ impl PgServer {
     pub async fn local(config: &Config) -> Result<Self, InfraError> {
         let binaries = super::local::find_binaries().ok_or_else(|| {
             InfraError::new(format!(
-                "no PostgreSQL binaries for a server of the test's own: no initdb and postgres were found (looked in {}); install PostgreSQL's server package, or use Docker (GROUNDTRUTH_POSTGRES=docker)",
+                "no PostgreSQL binaries for a server of the test's own: no initdb and postgres were found (looked in {}); install PostgreSQL's server package, or use Docker (VERILY_POSTGRES=docker)",
                 super::local::SEARCHED
             ))
         })?;
@@ -89,13 +89,13 @@ impl PgServer {
         Self::prepare(Backend::Local(server), config).await
     }
 
-    /// A container of the configured image (`GROUNDTRUTH_POSTGRES_IMAGE`
+    /// A container of the configured image (`VERILY_POSTGRES_IMAGE`
     /// overrides it), on a host port of its own.
     #[cfg(feature = "docker")]
     pub async fn docker(config: &Config) -> Result<Self, InfraError> {
         crate::infra::postgres::docker::engine().map_err(|why| {
             InfraError::new(format!(
-                "a PostgreSQL container was asked for, but Docker is not reachable ({why}); start Docker, or use GROUNDTRUTH_POSTGRES=local"
+                "a PostgreSQL container was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_POSTGRES=local"
             ))
         })?;
         let (name, tag) = config.image();
@@ -107,7 +107,7 @@ impl PgServer {
     #[cfg(not(feature = "docker"))]
     pub async fn docker(_config: &Config) -> Result<Self, InfraError> {
         Err(InfraError::new(
-            "a PostgreSQL container was asked for, but groundtruth was built without its `docker` feature; enable it, or use GROUNDTRUTH_POSTGRES=local",
+            "a PostgreSQL container was asked for, but verily was built without its `docker` feature; enable it, or use VERILY_POSTGRES=local",
         ))
     }
 
@@ -132,7 +132,7 @@ impl PgServer {
         Ok(server)
     }
 
-    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/groundtruth`: what a
+    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/verily`: what a
     /// service's configuration would name. TCP, so a [`TcpProxy`] can stand
     /// in between.
     pub fn url(&self) -> String {
@@ -339,14 +339,14 @@ impl Fixture for PgServer {
     }
 }
 
-/// The source of an exclusive server: `GROUNDTRUTH_POSTGRES` if set (a URL
+/// The source of an exclusive server: `VERILY_POSTGRES` if set (a URL
 /// is refused), else local binaries, else Docker. Unlike the shared server
 /// (started once, so a container's seconds hardly matter), one starts per
 /// test, so the fast source comes first.
 fn choose(config: &Config) -> Result<Source, InfraError> {
     match Source::forced()? {
         Some(Source::Url) => Err(InfraError::new(
-            "GROUNDTRUTH_POSTGRES=url, but a server named by a URL is shared, and a PgServer must be the test's own to stop, pause and restart; set GROUNDTRUTH_POSTGRES=local (needs PostgreSQL's binaries) or docker (needs a Docker engine), or run only the other tests (--skip-category error)",
+            "VERILY_POSTGRES=url, but a server named by a URL is shared, and a PgServer must be the test's own to stop, pause and restart; set VERILY_POSTGRES=local (needs PostgreSQL's binaries) or docker (needs a Docker engine), or run only the other tests (--skip-category error)",
         )),
         Some(source) => Ok(source),
         None => {
