@@ -386,9 +386,13 @@ impl SmallServer {
 
 impl Drop for SmallServer {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
+        // The postmaster, not runuser: runuser need not pass a signal on.
+        let postmaster = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_owned));
+        for pid in postmaster.into_iter().chain([self.child.id().to_string()]) {
+            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        }
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
