@@ -65,13 +65,17 @@ impl Budget {
 
     /// Reads the server's limits on `admin` (whose sessions carry
     /// `application_name = own`) and divides what is left into slots; an
-    /// error naming the numbers when not even one test fits.
+    /// error naming the numbers when not even one test fits. Without
+    /// pg_read_all_stats, other users' sessions show no `backend_type`:
+    /// sessions on a database are counted then (autovacuum workers too,
+    /// which errs on the safe side).
     pub(crate) async fn read(admin: &PgPool, own: &str, server: &str) -> Result<Self, InfraError> {
         let (max_connections, reserved, in_use): (i64, i64, i64) = sqlx::query_as(
             "SELECT current_setting('max_connections')::bigint,
                     current_setting('superuser_reserved_connections')::bigint,
                     (SELECT count(*) FROM pg_stat_activity
-                     WHERE backend_type = 'client backend'
+                     WHERE datname IS NOT NULL
+                       AND (backend_type = 'client backend' OR backend_type IS NULL)
                        AND application_name IS DISTINCT FROM $1)",
         )
         .bind(own)
