@@ -1,15 +1,19 @@
 //! A harness with PostgreSQL tests of known outcomes, for the framework's
 //! own suite (`tests/harness/postgres.rs`); `cargo test` does not run it.
-//! `DEMO_MIGRATIONS` picks the migrations folder (default: the good one).
+//! `DEMO_MIGRATIONS` picks the migrations folder (default: the good one;
+//! `default`: the framework's default, `migrations/`, absent here).
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 use verily::Db;
 
-verily::main!(; config = verily::Config::new().migrations_dir(
-    std::env::var("DEMO_MIGRATIONS").unwrap_or_else(|_| "tests/fixtures/migrations/good".to_owned())
-));
+verily::main!(; config = match std::env::var("DEMO_MIGRATIONS").as_deref() {
+    // The default: `migrations/` next to Cargo.toml, which this crate lacks.
+    Ok("default") => verily::Config::new(),
+    Ok(dir) => verily::Config::new().migrations_dir(dir),
+    Err(_) => verily::Config::new().migrations_dir("tests/fixtures/migrations/good"),
+});
 
 #[verily::persists(things, migrations = "tests/fixtures/migrations/good")]
 async fn writes_a_thing(db: PgPool) {

@@ -19,5 +19,7 @@ mod postgres;
 mod publish;
 #[path = "harness/redis.rs"]
 mod redis;
+#[path = "harness/shared_server.rs"]
+mod shared_server;
 
 verily::main!();

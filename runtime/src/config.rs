@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 /// Where the template database's schema comes from.
 #[derive(Debug)]
 pub enum Migrations {
-    /// `migrations/` next to the harness crate's Cargo.toml, when it exists.
+    /// `migrations/` next to the harness crate's Cargo.toml; a run that
+    /// needs PostgreSQL fails when it does not exist.
     Default,
     /// A folder of sqlx migrations, read when PostgreSQL starts.
     Dir(PathBuf),
@@ -123,6 +124,22 @@ impl Config {
             }
             Migrations::Migrator(_) | Migrations::None => None,
         }
+    }
+
+    /// The migrations folder that was named, or the default `migrations/`
+    /// that was left implied, when it does not exist: every test would get
+    /// an empty database and fail on its first query.
+    pub(crate) fn missing_migrations_dir(&self) -> Option<PathBuf> {
+        let dir = match &self.migrations {
+            Migrations::Dir(dir) => dir.as_path(),
+            Migrations::Default => Path::new("migrations"),
+            Migrations::Migrator(_) | Migrations::None => return None,
+        };
+        let resolved = match &self.manifest_dir {
+            Some(root) if dir.is_relative() => root.join(dir),
+            _ => dir.to_owned(),
+        };
+        (!resolved.is_dir()).then_some(resolved)
     }
 
     /// The image, with the environment's override applied.

@@ -185,7 +185,7 @@ impl TestContext {
             .await
             .map_err(|error| FixtureError::new(format!("no database for the test: {error}")))?;
         let pool = PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(database.pool_size)
             .connect_lazy_with(database.options.clone());
         let db = Db {
             name: database.name.clone(),

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::{build_test_binary, cargo_test_example, run_with_env};
 
 /// The harness of `tests/demo_db.rs`, built once per process.
-fn demo_db() -> &'static Path {
+pub(crate) fn demo_db() -> &'static Path {
     static DEMO_DB: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DEMO_DB.get_or_init(|| {
         build_test_binary(&["-p", "verily", "--test", "demo_db"]).expect("tests/demo_db.rs builds")
@@ -184,8 +184,9 @@ fn a_forced_source_that_is_unavailable_is_an_error_not_a_fallback() {
 fn url_source_creates_and_drops_only_its_own_databases() {
     let server = Server::start();
     server.psql("CREATE DATABASE other_app");
-    // A dead run's leftover (nobody holds its advisory lock).
+    // A dead run's leftover: its name and mark, and no session of its run.
     server.psql("CREATE DATABASE vy_00000000deadbeef_3");
+    server.psql("COMMENT ON DATABASE vy_00000000deadbeef_3 IS 'verily run vy_00000000deadbeef'");
     let demo = demo_db();
     let run = run_with_env(
         demo,
@@ -364,13 +365,13 @@ fn postgres_children_of(parent: u32) -> Vec<u32> {
 
 /// A throwaway PostgreSQL server for the URL tests, started with the
 /// runtime's own local-cluster code and stopped on drop.
-struct Server {
-    cluster: verily_runtime::infra::postgres::local::LocalCluster,
-    url: String,
+pub(crate) struct Server {
+    pub(crate) cluster: verily_runtime::infra::postgres::local::LocalCluster,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         use verily_runtime::infra::postgres::local;
         let binaries = local::find_binaries().expect("PostgreSQL binaries are installed");
         let cluster = local::LocalCluster::start(binaries).expect("a throwaway server starts");
@@ -378,7 +379,7 @@ impl Server {
         Self { cluster, url }
     }
 
-    fn psql(&self, sql: &str) -> String {
+    pub(crate) fn psql(&self, sql: &str) -> String {
         let psql = self.cluster.binaries.dir.join("psql");
         let output = Command::new(psql)
             .args([
@@ -499,7 +500,7 @@ fn ctrl_c_tears_the_run_down() {
 }
 
 /// The harness of `tests/demo_reuse.rs`, built once per process.
-fn demo_reuse() -> &'static Path {
+pub(crate) fn demo_reuse() -> &'static Path {
     static DEMO_REUSE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DEMO_REUSE.get_or_init(|| {
         build_test_binary(&["-p", "verily", "--test", "demo_reuse"])

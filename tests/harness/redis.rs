@@ -224,3 +224,47 @@ fn redis_support_stays_out_of_production_builds() {
         );
     }
 }
+
+/// A killed run's claim lapses (its run no longer refreshes it), but its
+/// owner record and its database's keys stayed until some later run
+/// happened to claim that very database: the next run removes them, and
+/// leaves a live run's claim alone.
+#[verily::test(category = "e2e", timeout = "15m")]
+async fn a_killed_runs_lapsed_claims_are_removed_by_the_next_run() {
+    use verily_runtime::infra::redis::local;
+    let binary = local::find_binary().expect("redis-server is installed");
+    let server = local::LocalRedis::start(binary)
+        .await
+        .expect("a throwaway server starts");
+    let url = server.url();
+    // What a killed run leaves once its claim's TTL has passed.
+    cli(&url, 0, &["SET", "verily:owner:40", "4242-1"]);
+    cli(&url, 40, &["SET", "cache:left", "by a killed run"]);
+    // A live run's claim, refreshed by that run.
+    cli(
+        &url,
+        0,
+        &["SET", "verily:lease:41", "4343-1", "PX", "600000"],
+    );
+    cli(&url, 0, &["SET", "verily:owner:41", "4343-1"]);
+    cli(&url, 41, &["SET", "cache:live", "in use"]);
+
+    let run = risk(
+        &[],
+        &[],
+        &[("VERILY_REDIS", "url"), ("VERILY_REDIS_URL", &url)],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let mut left: Vec<String> = cli(&url, 0, &["KEYS", "verily:*"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["verily:lease:41", "verily:owner:41"]);
+    assert_eq!(
+        cli(&url, 40, &["DBSIZE"]),
+        "0",
+        "the killed run's keys stayed"
+    );
+    assert_eq!(cli(&url, 41, &["KEYS", "*"]), "cache:live");
+}

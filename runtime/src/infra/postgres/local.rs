@@ -455,12 +455,30 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), InfraError> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(InfraError::new(format!(
-            "cannot copy {} to {}: {}",
-            from.display(),
-            to.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
+        Err(copy_error(
+            from,
+            to,
+            &String::from_utf8_lossy(&output.stderr),
+        ))
+    }
+}
+
+/// One line for a failed copy: `cp` says it once per file (hundreds of
+/// lines for a full disk), and a full disk needs a place to say what to set.
+fn copy_error(from: &Path, to: &Path, stderr: &str) -> InfraError {
+    let copying = format!("cannot copy {} to {}", from.display(), to.display());
+    if stderr.contains("No space left on device") {
+        let full = to.parent().unwrap_or(to);
+        return InfraError::new(format!(
+            "{copying}: no space left on the disk that holds {}; free space there, or set VERILY_RUNTIME_DIR to a directory on a disk with room",
+            full.display()
+        ));
+    }
+    let mut lines = stderr.lines().filter(|line| !line.trim().is_empty());
+    let first = lines.next().unwrap_or("cp failed").trim();
+    match lines.count() {
+        0 => InfraError::new(format!("{copying}: {first}")),
+        more => InfraError::new(format!("{copying}: {first} (and {more} more lines)")),
     }
 }
 
@@ -478,6 +496,34 @@ pub(crate) fn unique() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::parse_version;
+
+    #[test]
+    fn a_failed_copy_is_one_line() {
+        use std::path::Path;
+        let full =
+            "cp: error writing '/run/vy/cluster-1-0/data/base/1/1249': No space left on device\n"
+                .repeat(240);
+        let error = super::copy_error(
+            Path::new("/cache/pristine"),
+            Path::new("/run/vy/cluster-1-0/data"),
+            &full,
+        )
+        .to_string();
+        assert_eq!(
+            error,
+            "cannot copy /cache/pristine to /run/vy/cluster-1-0/data: no space left on the disk that holds /run/vy/cluster-1-0; free space there, or set VERILY_RUNTIME_DIR to a directory on a disk with room"
+        );
+        let other = super::copy_error(
+            Path::new("/a"),
+            Path::new("/b/c"),
+            "cp: cannot open 'x': Permission denied\ncp: cannot open 'y': Permission denied\n",
+        )
+        .to_string();
+        assert_eq!(
+            other,
+            "cannot copy /a to /b/c: cp: cannot open 'x': Permission denied (and 1 more lines)"
+        );
+    }
 
     #[test]
     fn version_from_postgres_output() {

@@ -7,6 +7,7 @@
 //! `VERILY_POSTGRES=url|docker|local` forces one; a forced source that
 //! is unavailable is an error, never a silent fallback.
 
+mod budget;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod exclusive;
@@ -285,9 +286,17 @@ impl Postgres {
                 .await
                 .map(RunDatabases::Shared)
         } else {
-            Databases::prepare(server.admin_options(), server.url_pattern(), config)
-                .await
-                .map(RunDatabases::Own)
+            // Other clients share a server named by URL: the run keeps
+            // under its connection limit there.
+            let shared_server = matches!(server, Server::Url { .. }).then(|| server.describe());
+            Databases::prepare(
+                server.admin_options(),
+                server.url_pattern(),
+                config,
+                shared_server.as_deref(),
+            )
+            .await
+            .map(RunDatabases::Own)
         };
         let databases = match prepared {
             Ok(databases) => databases,

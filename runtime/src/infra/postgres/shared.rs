@@ -503,6 +503,8 @@ impl SharedDatabases {
             url: self.url_pattern.replace("{database}", &name),
             name,
             observer: Default::default(),
+            pool_size: super::budget::POOL_SIZE,
+            slot: None,
         }
     }
 

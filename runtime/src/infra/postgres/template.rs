@@ -3,11 +3,16 @@
 //! a test has finished with is reset and verified (see `reset.rs`) and
 //! handed to a later test; one that cannot be is dropped.
 //!
-//! Every database the run creates is named `vy_<run id>_...`, and the run
-//! holds an advisory lock on its id for its whole life. A later run that
-//! finds `vy_` databases of the same owner whose lock it can take knows
-//! their run is dead (killed with `kill -9`) and drops them; databases of
-//! other runs alive, of other users, or without the prefix are never touched.
+//! Every database the run creates is named `vy_<run id>_template` or
+//! `vy_<run id>_<n>` and carries the comment `verily run vy_<run id>`, and
+//! every session of the run carries the application name `verily run
+//! vy_<run id>`. `pg_stat_activity` shows every session of the server to
+//! every user, whichever database it is connected to, so a run is alive
+//! while a session of it is listed there. A later run drops a database only
+//! when its name matches exactly, its comment names its run, that run has
+//! no session left, and it belongs to the same user: the databases of other
+//! runs alive, of other users, and every database verily did not make are
+//! never touched.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +21,10 @@ use std::time::Instant;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool};
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 
+use super::budget::{self, Budget};
 use super::reset::{Baseline, Unusable};
 use crate::config::{Config, Migrations};
 use crate::infra::InfraError;
@@ -44,21 +50,27 @@ pub struct Databases {
     run: String,
     template: String,
     admin: PgPool,
-    /// Holds the run's advisory lock until the run ends.
+    /// The run's session that says it is alive, held until the run ends.
     lock: Mutex<Option<PgConnection>>,
+    budget: Arc<Budget>,
     ready: Mutex<mpsc::Receiver<Result<String, InfraError>>>,
     cloners: Mutex<JoinSet<()>>,
     drops: Mutex<JoinSet<()>>,
     pub migrations: usize,
     /// The template's state, when databases are reused.
     baseline: Option<Arc<Baseline>>,
-    /// Reset and verified databases, each with the session that reset it.
-    reusable: Arc<std::sync::Mutex<Vec<(String, PgConnection)>>>,
+    /// Reset and verified databases, each with the session that reset it
+    /// and that session's place in the budget.
+    reusable: Arc<std::sync::Mutex<Vec<Reusable>>>,
     /// Resets under way, and a signal each time one ends.
     resetting: Arc<AtomicUsize>,
     reset_done: Arc<Notify>,
     counts: Arc<Counts>,
 }
+
+/// A reset and verified database, its session, and the session's room in
+/// the connection budget.
+type Reusable = (String, PgConnection, OwnedSemaphorePermit);
 
 /// What happened to the run's databases, said once at the end.
 #[derive(Debug, Default)]
@@ -86,6 +98,12 @@ pub struct TestDatabase {
     /// The run's own session on the database (the one that reset it), if
     /// it has one: `#[persists]` counts on it before the body.
     pub observer: Observer,
+    /// The most connections the test's pool may open.
+    pub pool_size: u32,
+    /// The test's place in the run's connection budget, given back once its
+    /// database is reset or dropped.
+    #[expect(dead_code, reason = "held, never read: dropping it frees the slot")]
+    pub(crate) slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// A session of the run's own on a test's database, outside the test's
@@ -95,32 +113,43 @@ pub type Observer = Arc<Mutex<Option<PgConnection>>>;
 impl Databases {
     /// Removes dead runs' leftovers, creates and migrates the template, and
     /// starts cloning ahead. `server` connects to the server's maintenance
-    /// database.
+    /// database; `shared_server` (a URL) says other clients use it, so the
+    /// run keeps under its connection limit.
     pub async fn prepare(
         server: PgConnectOptions,
         url_pattern: String,
         config: &Config,
+        shared_server: Option<&str>,
     ) -> Result<Self, InfraError> {
-        let admin = PgPoolOptions::new()
-            .max_connections(4)
-            .connect_with(server.clone())
-            .await
-            .map_err(|error| InfraError::new(format!("cannot connect to PostgreSQL: {error}")))?;
         let run_id = run_id();
         let run = format!("{PREFIX}{run_id:016x}");
-        let mut lock = PgConnection::connect_with(&server)
+        let own = owner_mark(&run);
+        let server = server.application_name(&own);
+        let admin = PgPoolOptions::new()
+            .max_connections(budget::ADMIN_POOL)
+            .connect_with(server.clone())
             .await
-            .map_err(sql_error)?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(run_id as i64)
-            .execute(&mut lock)
+            .map_err(|error| {
+                InfraError::new(format!(
+                    "cannot connect to PostgreSQL: {}",
+                    describe(&error)
+                ))
+            })?;
+        let budget = match shared_server {
+            Some(described) => Budget::read(&admin, &own, described).await?,
+            None => Budget::unlimited(),
+        };
+        // Connected before any database of the run exists: another run that
+        // sees one of them sees this session too.
+        let lock = PgConnection::connect_with(&server)
             .await
             .map_err(sql_error)?;
         remove_dead_runs(&admin, &run).await?;
 
         let template = format!("{run}_template");
-        execute(&admin, &format!("CREATE DATABASE {}", quote(&template))).await?;
         let schema = Schema::load(config).await?;
+        execute(&admin, &format!("CREATE DATABASE {}", quote(&template))).await?;
+        mark(&admin, &template, &own).await?;
         let migrations = schema.apply(&server.clone().database(&template)).await;
         let migrations = match migrations {
             Ok(count) => count,
@@ -162,6 +191,7 @@ impl Databases {
             cloners.spawn(clone_ahead(
                 admin.clone(),
                 run.clone(),
+                own.clone(),
                 template.clone(),
                 Arc::clone(&next),
                 sender.clone(),
@@ -174,6 +204,7 @@ impl Databases {
             template,
             admin,
             lock: Mutex::new(Some(lock)),
+            budget: Arc::new(budget),
             ready: Mutex::new(receiver),
             cloners: Mutex::new(cloners),
             drops: Mutex::new(JoinSet::new()),
@@ -193,12 +224,13 @@ impl Databases {
     /// spare database or two, resets happen while other tests run and no
     /// test waits for one.
     pub async fn checkout(&self) -> Result<TestDatabase, InfraError> {
+        let slot = self.budget.slot().await;
         let name = loop {
             let done = self.reset_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
             let reused = self.reusable.lock().expect("poisoned").pop();
-            if let Some((name, resetter)) = reused {
+            if let Some((name, resetter, _idle)) = reused {
                 self.counts.reused.fetch_add(1, Ordering::Relaxed);
                 break (name, Some(resetter));
             }
@@ -224,6 +256,8 @@ impl Databases {
             url: self.url_pattern.replace("{database}", &name),
             name,
             observer: Arc::new(Mutex::new(observer)),
+            pool_size: self.budget.pool_size,
+            slot: Some(Arc::new(slot)),
         })
     }
 
@@ -240,21 +274,30 @@ impl Databases {
         let counts = Arc::clone(&self.counts);
         let resetting = Arc::clone(&self.resetting);
         let reset_done = Arc::clone(&self.reset_done);
+        let budget = Arc::clone(&self.budget);
         if baseline.is_some() {
             resetting.fetch_add(1, Ordering::AcqRel);
         }
         self.drops.lock().await.spawn(async move {
             if let Some(baseline) = baseline {
                 let result = reset(&baseline, &database, resetter).await;
-                let reused = match result {
-                    Ok(resetter) => {
-                        reusable
-                            .lock()
-                            .expect("poisoned")
-                            .push((database.name.clone(), resetter));
+                let reused = match (result, budget.idle_session()) {
+                    (Ok(resetter), Some(idle)) => {
+                        reusable.lock().expect("poisoned").push((
+                            database.name.clone(),
+                            resetter,
+                            idle,
+                        ));
                         true
                     }
-                    Err(unusable) => {
+                    (Ok(resetter), None) => {
+                        let _ = resetter.close().await;
+                        counts.refuse(Unusable(
+                            "the connection budget had no room for its session".to_owned(),
+                        ));
+                        false
+                    }
+                    (Err(unusable), _) => {
                         counts.refuse(unusable);
                         false
                     }
@@ -297,7 +340,7 @@ impl Databases {
         // Their sessions end first: a database with none drops many times faster.
         let sessions: Vec<PgConnection> = {
             let mut reusable = self.reusable.lock().expect("poisoned");
-            reusable.drain(..).map(|(_, session)| session).collect()
+            reusable.drain(..).map(|(_, session, _)| session).collect()
         };
         for session in sessions {
             let _ = session.close().await;
@@ -419,6 +462,7 @@ pub(super) async fn reset(
 async fn clone_ahead(
     admin: PgPool,
     run: String,
+    own: String,
     template: String,
     next: Arc<AtomicU64>,
     ready: mpsc::Sender<Result<String, InfraError>>,
@@ -436,55 +480,79 @@ async fn clone_ahead(
                 quote(&template)
             ),
         )
-        .await
-        .map(|()| name);
+        .await;
+        let created = match created {
+            Ok(()) => mark(&admin, &name, &own).await.map(|()| name),
+            Err(error) => Err(error),
+        };
         permit.send(created);
     }
 }
 
-/// Drops the databases of runs that died without cleaning up: `vy_` names
-/// owned by the current user whose run's advisory lock is free.
+/// `verily run vy_<run id>`: the application name of every session of the
+/// run, and the comment on every database it creates (a comment is not
+/// copied by `CREATE DATABASE ... TEMPLATE`, so each clone gets its own).
+fn owner_mark(run: &str) -> String {
+    format!("verily run {run}")
+}
+
+/// Marks a database the run created as the run's.
+async fn mark(admin: &PgPool, database: &str, own: &str) -> Result<(), InfraError> {
+    execute(
+        admin,
+        &format!("COMMENT ON DATABASE {} IS '{own}'", quote(database)),
+    )
+    .await
+}
+
+/// The run a database belongs to, if its name is exactly one the framework
+/// gives (`vy_<16 hex>_template` or `vy_<16 hex>_<n>`).
+fn run_of(database: &str) -> Option<&str> {
+    let rest = database.strip_prefix(PREFIX)?;
+    let (id, suffix) = rest.split_at_checked(16)?;
+    let suffix = suffix.strip_prefix('_')?;
+    let hex = |text: &str| text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let numbered = !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_digit())
+        && (suffix == "0" || !suffix.starts_with('0'));
+    (hex(id) && (suffix == "template" || numbered)).then(|| &database[..PREFIX.len() + 16])
+}
+
+/// Drops the databases of runs that died without cleaning up: databases
+/// of the current user whose name is exactly one verily gives, whose
+/// comment names their run, and whose run has no session on the server.
 async fn remove_dead_runs(admin: &PgPool, own_run: &str) -> Result<(), InfraError> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database
+    // Databases first, sessions second: a run connects its session before
+    // it creates a database, so a database seen here whose run is alive
+    // has that run's session in the listing below.
+    let databases: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database
          WHERE datname LIKE 'vy\\_%' AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
     )
     .fetch_all(admin)
     .await
     .map_err(sql_error)?;
-    let mut runs: Vec<(String, i64)> = Vec::new();
-    for name in &names {
-        let Some(run) = name.get(..PREFIX.len() + 16) else {
+    let alive: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT application_name::text FROM pg_stat_activity
+         WHERE application_name LIKE 'verily run vy\\_%'",
+    )
+    .fetch_all(admin)
+    .await
+    .map_err(sql_error)?;
+    for (name, comment) in databases {
+        let Some(run) = run_of(&name) else {
             continue;
         };
-        let Ok(id) = u64::from_str_radix(&run[PREFIX.len()..], 16) else {
-            continue;
-        };
-        if run != own_run && !runs.iter().any(|(seen, _)| seen == run) {
-            runs.push((run.to_owned(), id as i64));
-        }
-    }
-    let mut connection = admin.acquire().await.map_err(sql_error)?;
-    for (run, id) in runs {
-        let dead: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(id)
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(sql_error)?;
-        if !dead {
+        let mark = owner_mark(run);
+        let made_by_verily = comment.as_deref() == Some(mark.as_str());
+        if run == own_run || !made_by_verily || alive.contains(&mark) {
             continue;
         }
-        for name in names.iter().filter(|name| name.starts_with(&run)) {
-            execute(
-                admin,
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(name)),
-            )
-            .await?;
-        }
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(id)
-            .execute(&mut *connection)
-            .await;
+        execute(
+            admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&name)),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -503,6 +571,12 @@ enum MigratorRef {
 impl Schema {
     /// Reads the migrations folder (or takes the embedded migrator).
     pub(super) async fn load(config: &Config) -> Result<Self, InfraError> {
+        if let Some(missing) = config.missing_migrations_dir() {
+            return Err(InfraError::new(format!(
+                "the migrations folder {} does not exist; point to yours with `Config::migrations_dir(..)` (or embed them with `Config::migrator(&sqlx::migrate!())`) in `verily::main!`, or say there are none with `Config::no_migrations()`",
+                missing.display()
+            )));
+        }
         let directory = config.migrations_path();
         let migrator = match (&config.migrations, &directory) {
             (Migrations::Migrator(migrator), _) => Some(MigratorRef::Static(migrator)),
@@ -591,14 +665,7 @@ pub(crate) fn migration_error(
     match error {
         MigrateError::ExecuteMigration(cause, version) => {
             let file = migration_file(migrator, dir, version);
-            let detail = match &cause {
-                sqlx::Error::Database(database) => format!(
-                    "{} (SQLSTATE {})",
-                    database.message(),
-                    database.code().unwrap_or_default()
-                ),
-                other => other.to_string(),
-            };
+            let detail = describe(&cause);
             InfraError::new(format!(
                 "migration {file} failed: {detail}; fix it and run again (no persistence test can run without the schema)"
             ))
@@ -642,8 +709,28 @@ pub(super) async fn execute(admin: &PgPool, statement: &str) -> Result<(), Infra
 }
 
 pub(super) fn sql_error(error: sqlx::Error) -> InfraError {
-    InfraError::new(format!("PostgreSQL: {error}"))
+    InfraError::new(format!("PostgreSQL: {}", describe(&error)))
 }
+
+/// An error in PostgreSQL's words and SQLSTATE: sqlx's own text ends with
+/// "at line 334", the line of PostgreSQL's C source that raised it, which
+/// reads like a line of the user's file. "Too many clients" says what to
+/// change, with the server's numbers when the run has read them.
+pub(crate) fn describe(error: &sqlx::Error) -> String {
+    let sqlx::Error::Database(database) = error else {
+        return error.to_string();
+    };
+    let code = database.code().unwrap_or_default();
+    let mut text = format!("{} (SQLSTATE {code})", database.message());
+    if code == TOO_MANY_CONNECTIONS {
+        text.push_str(&super::budget::too_many_hint());
+    }
+    text
+}
+
+/// SQLSTATE of "sorry, too many clients already" and of a role's
+/// CONNECTION LIMIT.
+pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 
 /// A quoted identifier: `"name"`, with inner quotes doubled.
 pub fn quote(identifier: &str) -> String {
@@ -663,4 +750,36 @@ fn run_id() -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (z ^ (z >> 31)) & 0x7fff_ffff_ffff_ffff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_of;
+
+    #[test]
+    fn only_names_the_framework_gives_belong_to_a_run() {
+        assert_eq!(
+            run_of("vy_0123456789abcdef_template"),
+            Some("vy_0123456789abcdef")
+        );
+        assert_eq!(run_of("vy_0123456789abcdef_0"), Some("vy_0123456789abcdef"));
+        assert_eq!(
+            run_of("vy_0123456789abcdef_42"),
+            Some("vy_0123456789abcdef")
+        );
+        for theirs in [
+            "vy_deadbeefdeadbeef",
+            "vy_deadbeefdeadbeef_",
+            "vy_deadbeefdeadbeef_backup",
+            "vy_deadbeefdeadbeef_01",
+            "vy_deadbeefdeadbeef_1_old",
+            "vy_DEADBEEFDEADBEEF_1",
+            "vy_tpl_0123456789abcdef",
+            "vy_tpl_0123456789abcdef_db_0123456789abcdef",
+            "vy_0123456789abcdé_1",
+            "app_dev",
+        ] {
+            assert_eq!(run_of(theirs), None, "{theirs}");
+        }
+    }
 }

@@ -2,11 +2,23 @@
 //! The run only creates and drops databases carrying its own prefix.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
+use super::template::describe;
 use crate::infra::InfraError;
+
+/// `2`, `0.5`: a timeout as the user would write it.
+fn seconds(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds.fract() == 0.0 {
+        format!("{seconds:.0}")
+    } else {
+        format!("{seconds}")
+    }
+}
 
 /// The variable that named the server, and its value.
 pub fn from_env() -> Option<(&'static str, String)> {
@@ -20,24 +32,64 @@ pub fn from_env() -> Option<(&'static str, String)> {
         })
 }
 
+/// How long connecting to the server may take, unless
+/// `VERILY_CONNECT_TIMEOUT` (seconds) says otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connect timeout, from `VERILY_CONNECT_TIMEOUT` or the default.
+pub fn connect_timeout() -> Result<Duration, InfraError> {
+    match std::env::var("VERILY_CONNECT_TIMEOUT").as_deref() {
+        Err(_) | Ok("") => Ok(CONNECT_TIMEOUT),
+        Ok(seconds) => seconds
+            .parse::<f64>()
+            .ok()
+            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                InfraError::new(format!(
+                    "VERILY_CONNECT_TIMEOUT={seconds} is not a number of seconds; set it to e.g. `10`, or unset it"
+                ))
+            }),
+    }
+}
+
 /// Connects once to check the server is there and the user may create
-/// databases.
+/// databases: within the connect timeout, so a server that accepts
+/// connections but never answers is named at once instead of making every
+/// test wait for its own timeout.
 pub async fn connect(variable: &str, url: &str) -> Result<PgConnectOptions, InfraError> {
     let options = PgConnectOptions::from_str(url).map_err(|error| {
         InfraError::new(format!("{variable} is not a PostgreSQL URL ({error})"))
     })?;
-    let mut connection = PgConnection::connect_with(&options).await.map_err(|error| {
-        InfraError::new(format!(
-            "cannot connect to {variable} ({}): {error}; start that server, fix the URL, or unset it to let verily start its own PostgreSQL",
-            redacted(url)
-        ))
-    })?;
+    let timeout = connect_timeout()?;
+    let connecting = tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await;
+    let mut connection = match connecting {
+        Ok(connected) => connected.map_err(|error| {
+            InfraError::new(format!(
+                "cannot connect to PostgreSQL at {variable} ({}): {}; start that server, fix the URL, or unset it to let verily start its own PostgreSQL",
+                redacted(url),
+                describe(&error)
+            ))
+        })?,
+        Err(_) => {
+            return Err(InfraError::new(format!(
+                "PostgreSQL at {variable} ({}) did not answer within {} s: something accepts connections there but does not speak PostgreSQL, or the server is stuck; check the URL, or allow longer with VERILY_CONNECT_TIMEOUT=<seconds>",
+                redacted(url),
+                seconds(timeout)
+            )));
+        }
+    };
     let (user, may_create): (String, bool) = sqlx::query_as(
         "SELECT current_user::text, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
     )
     .fetch_one(&mut connection)
     .await
-    .map_err(|error| InfraError::new(format!("cannot read the role of {variable}'s user: {error}")))?;
+    .map_err(|error| {
+        InfraError::new(format!(
+            "cannot read the role of {variable}'s user: {}",
+            describe(&error)
+        ))
+    })?;
     let _ = connection.close().await;
     if !may_create {
         return Err(InfraError::new(format!(

@@ -179,6 +179,40 @@ impl Databases {
         Ok(true)
     }
 
+    /// On a shared server: removes what killed runs left once their claims
+    /// lapsed (a run refreshes its claims while it lives): the owner record
+    /// of a database nobody claims, and that database's keys. A database a
+    /// live run claims, or that holds keys without a verily owner, is left.
+    pub async fn remove_lapsed_claims(&self) {
+        if self.ownership == Ownership::Run {
+            return;
+        }
+        let mut admin = self.admin.clone();
+        let mut owners: Vec<String> = Vec::new();
+        {
+            let Ok(mut keys) = admin.scan_match::<_, String>("verily:owner:*").await else {
+                return;
+            };
+            while let Some(Ok(key)) = keys.next_item().await {
+                owners.push(key);
+            }
+        }
+        for owner in owners {
+            let Some(database) = owner
+                .strip_prefix("verily:owner:")
+                .and_then(|number| number.parse::<u32>().ok())
+                .filter(|database| *database != 0)
+            else {
+                continue;
+            };
+            // Claimed for a moment, as a test's would be: flushed when it
+            // holds a dead run's keys; a live run's claim makes it fail.
+            if matches!(self.claim(database).await, Ok(true)) {
+                let _: Result<(), _> = admin.del(&[owner_key(database), claim_key(database)]).await;
+            }
+        }
+    }
+
     /// `FLUSHDB` on `database`, from the admin connection (the pipeline
     /// goes out whole, so nothing else runs between its SELECTs).
     async fn flush(&self, database: u32) -> Result<(), InfraError> {

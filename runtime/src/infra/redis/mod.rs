@@ -347,7 +347,9 @@ async fn prepare(server: &Server, base_url: &str) -> Result<Databases, InfraErro
             1..count
         }
     };
-    Ok(Databases::new(admin, ownership, range))
+    let databases = Databases::new(admin, ownership, range);
+    databases.remove_lapsed_claims().await;
+    Ok(databases)
 }
 
 impl RedisService {
