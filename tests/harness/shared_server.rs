@@ -155,6 +155,13 @@ fn the_sweep_drops_only_databases_the_framework_made() {
     // What a killed run leaves: its name and its mark.
     server.psql("CREATE DATABASE vy_00000000deadbeef_3");
     server.psql("COMMENT ON DATABASE vy_00000000deadbeef_3 IS 'verily run vy_00000000deadbeef'");
+    // A run killed between a clone's CREATE and its COMMENT: the clone has
+    // no mark, but its run's template has.
+    server.psql("CREATE DATABASE vy_00000000cafef00d_template");
+    server.psql(
+        "COMMENT ON DATABASE vy_00000000cafef00d_template IS 'verily run vy_00000000cafef00d'",
+    );
+    server.psql("CREATE DATABASE vy_00000000cafef00d_0");
 
     let run = run_with_env(
         demo_db(),

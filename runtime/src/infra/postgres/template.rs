@@ -9,8 +9,9 @@
 //! vy_<run id>`. `pg_stat_activity` shows every session of the server to
 //! every user, whichever database it is connected to, so a run is alive
 //! while a session of it is listed there. A later run drops a database only
-//! when its name matches exactly, its comment names its run, that run has
-//! no session left, and it belongs to the same user: the databases of other
+//! when its name matches exactly, it (or its run's template) carries that
+//! run's comment, that run has no session left, and it
+//! belongs to the same user: the databases of other
 //! runs alive, of other users, and every database verily did not make are
 //! never touched.
 
@@ -519,8 +520,9 @@ fn run_of(database: &str) -> Option<&str> {
 }
 
 /// Drops the databases of runs that died without cleaning up: databases
-/// of the current user whose name is exactly one verily gives, whose
-/// comment names their run, and whose run has no session on the server.
+/// of the current user whose name is exactly one verily gives, marked
+/// with their run's comment (or whose run's template is), and whose run has
+/// no session left on the server.
 async fn remove_dead_runs(admin: &PgPool, own_run: &str) -> Result<(), InfraError> {
     // Databases first, sessions second: a run connects its session before
     // it creates a database, so a database seen here whose run is alive
@@ -539,18 +541,36 @@ async fn remove_dead_runs(admin: &PgPool, own_run: &str) -> Result<(), InfraErro
     .fetch_all(admin)
     .await
     .map_err(sql_error)?;
-    for (name, comment) in databases {
-        let Some(run) = run_of(&name) else {
-            continue;
-        };
-        let mark = owner_mark(run);
-        let made_by_verily = comment.as_deref() == Some(mark.as_str());
-        if run == own_run || !made_by_verily || alive.contains(&mark) {
-            continue;
-        }
+    // A database is provably verily's when it carries its run's mark, or
+    // when its run's template does: the template is marked before any clone
+    // exists, so a clone whose run was killed between its CREATE and its
+    // COMMENT still goes.
+    let is_marked = |name: &str, comment: &Option<String>| {
+        run_of(name).is_some_and(|run| comment.as_deref() == Some(owner_mark(run).as_str()))
+    };
+    let marked_templates: Vec<&str> = databases
+        .iter()
+        .filter(|(name, comment)| name.ends_with("_template") && is_marked(name, comment))
+        .filter_map(|(name, _)| run_of(name))
+        .collect();
+    let mut dead: Vec<&str> = databases
+        .iter()
+        .filter(|(name, comment)| {
+            run_of(name).is_some_and(|run| {
+                run != own_run
+                    && (is_marked(name, comment) || marked_templates.contains(&run))
+                    && !alive.contains(&owner_mark(run))
+            })
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    // Clones before their template, so an interrupted sweep leaves the
+    // marked template for the next one.
+    dead.sort_by_key(|name| name.ends_with("_template"));
+    for name in dead {
         execute(
             admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&name)),
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(name)),
         )
         .await?;
     }
