@@ -77,6 +77,8 @@ type Reusable = (String, PgConnection, OwnedSemaphorePermit);
 #[derive(Debug, Default)]
 struct Counts {
     cloned: AtomicUsize,
+    /// Clones that failed (a full disk, the server's limits): not cloned.
+    failed: AtomicUsize,
     reused: AtomicUsize,
     /// Why databases were dropped instead of reused, and how often.
     refusals: std::sync::Mutex<Vec<(String, usize)>>,
@@ -246,7 +248,11 @@ impl Databases {
             };
             drop(ready);
             if let Some(clone) = clone {
-                self.counts.cloned.fetch_add(1, Ordering::Relaxed);
+                let counter = match &clone {
+                    Ok(_) => &self.counts.cloned,
+                    Err(_) => &self.counts.failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 break (clone?, None);
             }
             done.await;
@@ -378,11 +384,15 @@ impl Databases {
         }
         let cloned = self.counts.cloned.load(Ordering::Relaxed);
         let reused = self.counts.reused.load(Ordering::Relaxed);
-        if cloned + reused == 0 {
+        let failed = match self.counts.failed.load(Ordering::Relaxed) {
+            0 => String::new(),
+            failed => format!("; {failed} could not be cloned (see the tests' messages)"),
+        };
+        if cloned + reused == 0 && failed.is_empty() {
             return;
         }
         eprintln!(
-            "postgres: {} test database(s): {cloned} cloned, {reused} reused after a verified reset{}",
+            "postgres: {} test database(s): {cloned} cloned, {reused} reused after a verified reset{}{failed}",
             cloned + reused,
             self.counts.refusals()
         );
@@ -745,8 +755,17 @@ pub(crate) fn describe(error: &sqlx::Error) -> String {
     if code == TOO_MANY_CONNECTIONS {
         text.push_str(&super::budget::too_many_hint());
     }
+    if code == DISK_FULL {
+        text.push_str(
+            "; the disk under the server's data directory is full: for the local cluster, set \
+             VERILY_RUNTIME_DIR to a directory with room (it defaults to /dev/shm when that has 1 GiB free)",
+        );
+    }
     text
 }
+
+/// SQLSTATE of "could not extend file ...: No space left on device".
+const DISK_FULL: &str = "53100";
 
 /// SQLSTATE of "sorry, too many clients already" and of a role's
 /// CONNECTION LIMIT.
