@@ -40,3 +40,17 @@ async fn waits_forever(db: Db) {
 
 #[verily::test(category = "smoke")]
 fn needs_nothing() {}
+
+/// Reads its database, waits past the 10 s after which tokio retires an
+/// idle thread, and reads again: the run's server must outlive every
+/// thread of the runtime, not only the one that started it.
+#[verily::test(
+    category = "integration",
+    timeout = "2m",
+    ignore = "takes 15 s; run by the suite with --ignored"
+)]
+async fn reads_again_after_15_seconds(db: Db) {
+    db.count("things").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    db.count("things").await.unwrap();
+}

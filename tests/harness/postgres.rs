@@ -225,6 +225,31 @@ fn url_source_creates_and_drops_only_its_own_databases() {
     );
 }
 
+/// tokio retires a thread that has idled for 10 s; the run's server was
+/// tied to the thread that forked it, and died with it mid-run.
+#[verily::test(category = "e2e", timeout = "5m")]
+fn the_runs_server_outlives_the_threads_of_the_runtime() {
+    let run = run_with_env(
+        demo_db(),
+        &[
+            "--ignored",
+            "--exact",
+            "demo_db::reads_again_after_15_seconds",
+            "--format",
+            "json",
+        ],
+        &[("VERILY_POSTGRES", "local")],
+    );
+    assert_eq!(
+        run.outcome("reads_again_after_15_seconds"),
+        "passed",
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 /// `kill -9` gives the harness no chance to clean up: its local server must
 /// not outlive it, and the next run removes what is left.
 #[verily::test(category = "e2e", timeout = "10m")]
