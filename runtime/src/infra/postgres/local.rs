@@ -136,13 +136,12 @@ impl LocalCluster {
             command.uid(account.uid).gid(account.gid);
         }
         // A kept cluster must outlive the run; any other dies with it.
-        if !crate::infra::keep_requested() {
-            // SAFETY: the closure only calls prctl, which is async-signal-safe.
-            unsafe {
-                command.pre_exec(process::quit_with_parent);
-            }
+        let child = if crate::infra::keep_requested() {
+            command.spawn()
+        } else {
+            process::spawn_tied_to_harness(command, libc::SIGQUIT)
         }
-        let child = command.spawn().map_err(|error| {
+        .map_err(|error| {
             InfraError::new(format!(
                 "cannot start {}: {error}",
                 binaries.dir.join("postgres").display()

@@ -123,7 +123,7 @@ impl LocalRedis {
         let child = if crate::infra::keep_requested() {
             command.spawn()
         } else {
-            process::spawn_tied_to_harness(command)
+            process::spawn_tied_to_harness(command, libc::SIGKILL)
         }
         .map_err(|error| {
             InfraError::new(format!(

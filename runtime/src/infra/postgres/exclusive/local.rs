@@ -225,11 +225,7 @@ impl LocalServer {
         if let Some(account) = self.account {
             command.uid(account.uid).gid(account.gid);
         }
-        // SAFETY: the closure only calls prctl, which is async-signal-safe.
-        unsafe {
-            command.pre_exec(process::quit_with_parent);
-        }
-        let child = command.spawn().map_err(|error| {
+        let child = process::spawn_tied_to_harness(command, libc::SIGQUIT).map_err(|error| {
             StartError::Other(InfraError::new(format!(
                 "cannot start {}: {error}",
                 self.binaries.dir.join("postgres").display()
