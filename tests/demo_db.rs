@@ -54,3 +54,11 @@ async fn reads_again_after_15_seconds(db: Db) {
     tokio::time::sleep(Duration::from_secs(15)).await;
     db.count("things").await.unwrap();
 }
+
+/// Holds its database and a server of its own until killed: how the suite
+/// checks what a signal leaves behind.
+#[verily::test(category = "integration", timeout = "10m")]
+async fn waits_forever_with_a_server(db: Db, server: verily::PgServer) {
+    println!("holding {} and a server at {}", db.name(), server.addr());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}

@@ -11,6 +11,8 @@ mod cli;
 mod enums;
 #[path = "harness/incidents.rs"]
 mod incidents;
+#[path = "harness/leftovers.rs"]
+mod leftovers;
 #[path = "harness/outages.rs"]
 mod outages;
 #[path = "harness/postgres.rs"]
@@ -19,5 +21,7 @@ mod postgres;
 mod publish;
 #[path = "harness/redis.rs"]
 mod redis;
+#[path = "harness/signals.rs"]
+mod signals;
 
 verily::main!();

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::{build_test_binary, cargo_test_example, run_with_env};
 
 /// The harness of `tests/demo_db.rs`, built once per process.
-fn demo_db() -> &'static Path {
+pub fn demo_db() -> &'static Path {
     static DEMO_DB: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DEMO_DB.get_or_init(|| {
         build_test_binary(&["-p", "verily", "--test", "demo_db"]).expect("tests/demo_db.rs builds")
