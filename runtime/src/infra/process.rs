@@ -62,6 +62,32 @@ pub fn signal(pid: u32, signal: libc::c_int) {
     }
 }
 
+/// Waits up to `limit` for this process's child `pid` to exit, reaping
+/// it; after the limit, kills it (SIGKILL) and reaps it.
+pub fn reap_within(pid: u32, limit: std::time::Duration) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        // SAFETY: waitpid with WNOHANG on a pid; the status is discarded.
+        let reaped = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        // The pid, or -1: not (or no longer) a child of this process.
+        if reaped != 0 {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: as above; the child is killed first so the wait ends.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Starts `command` so that the kernel sends `signal` to the child when
 /// the harness dies, however it dies: SIGQUIT for a postmaster (an
 /// immediate shutdown that also removes its shared memory), SIGKILL

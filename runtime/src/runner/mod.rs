@@ -3,6 +3,7 @@
 
 pub(crate) mod panic;
 pub mod select;
+mod signals;
 
 pub use panic::skip;
 
@@ -22,6 +23,7 @@ use crate::infra::{Infrastructure, SharedInfrastructure};
 use crate::registry::{self, TestDescriptor};
 use crate::report::{self, Outcome, Record, Reporter};
 use select::Selection;
+use signals::Signals;
 
 /// What a generated test function returns.
 pub type TestFuture<'a> = Pin<Box<dyn Future<Output = TestResult> + Send + 'a>>;
@@ -178,12 +180,24 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     let infrastructure = Arc::new(Infrastructure::new(config));
     let started = Instant::now();
     let records = runtime.block_on(async {
+        let mut signals = Signals::install();
         tokio::select! {
             records = run_selection(&selection, options, threads, reporter.as_mut(), &infrastructure) => records,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("\ninterrupted: stopping the run's infrastructure");
-                infrastructure.shutdown().await;
-                std::process::exit(130);
+            signal = signals.next() => {
+                eprintln!("\n{}: stopping the run's infrastructure", signals::name(signal));
+                tokio::select! {
+                    () = infrastructure.shutdown() => {}
+                    again = signals.next() => eprintln!(
+                        "{} during teardown: exiting now (the next run removes what is left)",
+                        signals::name(again)
+                    ),
+                    () = tokio::time::sleep(TEARDOWN_LIMIT) => eprintln!(
+                        "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
+                        TEARDOWN_LIMIT.as_secs()
+                    ),
+                }
+                let _ = std::io::stdout().flush();
+                std::process::exit(128 + signal);
             }
         }
     });
