@@ -95,9 +95,32 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `pid (comm) state: cmdline` of each process whose working directory
-/// is under one of `dirs` or whose command line names one.
+/// `pid (comm) state: cmdline` of each live process whose working
+/// directory is under one of `dirs` or whose command line names one.
 pub fn processes_touching(dirs: &[&Path]) -> Vec<String> {
+    process_table(dirs)
+        .into_iter()
+        .map(|process| {
+            format!(
+                "{} ({}) {}: {}",
+                process.pid, process.comm, process.state, process.cmdline
+            )
+        })
+        .collect()
+}
+
+/// A process, as `/proc` shows it.
+#[derive(Debug)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: String,
+    pub state: String,
+    pub ppid: u32,
+    pub cmdline: String,
+}
+
+/// Live (not zombie) processes that touch one of `dirs`.
+pub fn process_table(dirs: &[&Path]) -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -116,19 +139,32 @@ pub fn processes_touching(dirs: &[&Path]) -> Vec<String> {
         let touches = dirs
             .iter()
             .any(|dir| cwd.starts_with(dir) || cmdline.contains(dir.to_string_lossy().as_ref()));
-        if touches {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let head = stat.split(") ").next().unwrap_or_default();
-            let state = stat
-                .split(") ")
-                .nth(1)
-                .unwrap_or_default()
-                .get(..1)
-                .unwrap_or("?");
-            // A zombie holds nothing; its parent (this suite) reaps it.
-            if state != "Z" {
-                found.push(format!("{head}) {state}: {}", cmdline.trim()));
-            }
+        if !touches {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((head, after)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head
+            .split_once(" (")
+            .map(|(_, comm)| comm)
+            .unwrap_or_default();
+        let mut fields = after.split_whitespace();
+        let state = fields.next().unwrap_or_default().to_owned();
+        let ppid = fields
+            .next()
+            .and_then(|ppid| ppid.parse().ok())
+            .unwrap_or_default();
+        // A zombie holds nothing; its parent reaps it.
+        if state != "Z" {
+            found.push(Process {
+                pid,
+                comm: comm.to_owned(),
+                state,
+                ppid,
+                cmdline: cmdline.trim().to_owned(),
+            });
         }
     }
     found
