@@ -1,0 +1,353 @@
+//! The one sweep of dead runs: everything the framework makes on this
+//! machine carries its owner's pid and start time in its name
+//! (`cluster-<pid>-s<start>-<n>`), and a run that starts a server first
+//! removes what owners that are gone left behind (a `kill -9`, a second
+//! signal during teardown, a machine that lost power).
+//!
+//! It knows every kind of thing a run makes outside a database server:
+//!
+//! - under the runtime root: the run's clusters (`cluster-`), initdb's
+//!   scratch directories (`initdb-`), per-test servers (`exclusive-`),
+//!   running, stopped or paused; each one's processes are continued, asked
+//!   to quit (a postmaster then removes its own shared memory), killed
+//!   after a grace period, and its System V segment (named on line 7 of
+//!   `postmaster.pid`) removed once nothing is attached;
+//! - in the cache: pristine copies staged and never renamed (`pristine.tmp-`);
+//! - in the temp dir: local Redis servers' directories (`verily-redis-`).
+//!
+//! Servers run with `dynamic_shared_memory_type=mmap`, so their dynamic
+//! shared memory lives in their data directory and goes with it; POSIX
+//! segments (`/dev/shm/PostgreSQL.*`) name no owner and could not be
+//! attributed after a kill. Containers are swept by label where Docker is
+//! used (`postgres::docker::remove_orphans`).
+//!
+//! A pid alone is not proof of life: a reused pid would keep a dead run's
+//! leftovers forever. The start time (`/proc/<pid>/stat`, field 22) must
+//! match too. Names without one (made before it was recorded) go by pid.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use super::process;
+
+/// Prefixes of what runs make under the runtime root.
+const IN_RUNTIME_ROOT: [&str; 3] = ["cluster-", "exclusive-", "initdb-"];
+
+/// Prefix of a pristine copy staged in a version's cache directory.
+const STAGED_PRISTINE: &str = "pristine.tmp-";
+
+/// Prefix of a local Redis server's directory in the temp dir.
+pub(crate) const REDIS_DIR: &str = "verily-redis-";
+
+/// Marks a cluster `VERILY_KEEP=1` kept past its run: never swept.
+pub(crate) const KEPT_MARKER: &str = "kept-by-VERILY_KEEP";
+
+/// How long a dead run's server may take to quit before it is killed.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+
+/// `<pid>-s<start time>`: this process, as names record their owner.
+pub(crate) fn owner_tag() -> String {
+    let pid = std::process::id();
+    match start_time(pid) {
+        Some(start) => format!("{pid}-s{start}"),
+        None => pid.to_string(),
+    }
+}
+
+/// The owner a name records after its prefix: `<pid>[-s<start>]-...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pid: u32,
+    start: Option<u64>,
+}
+
+impl Owner {
+    pub(crate) fn parse(rest: &str) -> Option<Owner> {
+        let mut parts = rest.split('-');
+        let pid = parts.next()?.parse().ok()?;
+        let start = parts
+            .next()
+            .and_then(|part| part.strip_prefix('s'))
+            .and_then(|start| start.parse().ok());
+        Some(Owner { pid, start })
+    }
+
+    /// Whether the process that made the name still runs: same pid and,
+    /// when recorded, the same start time.
+    pub(crate) fn is_alive(self) -> bool {
+        if !process::is_alive(self.pid) {
+            return false;
+        }
+        match (self.start, start_time(self.pid)) {
+            (Some(recorded), Some(now)) => recorded == now,
+            _ => true,
+        }
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock
+/// ticks since boot.
+#[cfg(target_os = "linux")]
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_time(_pid: u32) -> Option<u64> {
+    None
+}
+
+/// Where a sweep looks.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// `<runtime base>/verily-<uid>`.
+    pub runtime_root: PathBuf,
+    /// The cache directory (`VERILY_CACHE_DIR`, ...).
+    pub cache: PathBuf,
+    /// Where local Redis servers keep their directories.
+    pub temp: PathBuf,
+}
+
+impl Places {
+    /// This machine's, as this process's environment names them.
+    pub fn of_this_run() -> Self {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        Self {
+            runtime_root: super::postgres::local::runtime_base().join(format!("verily-{uid}")),
+            cache: super::postgres::local::cache_dir(),
+            temp: std::env::temp_dir(),
+        }
+    }
+}
+
+/// What one sweep removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    /// Directories removed.
+    pub directories: Vec<PathBuf>,
+    /// Processes signalled.
+    pub processes: usize,
+    /// System V shared-memory segments removed.
+    pub segments: usize,
+}
+
+/// Sweeps once per process, before its first server: later starts in the
+/// same run find nothing new (its own things are alive).
+pub(crate) fn sweep_once() {
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(|| {
+        sweep(&Places::of_this_run());
+    });
+}
+
+/// Removes what runs that are gone left in `places`.
+pub fn sweep(places: &Places) -> Swept {
+    let mut swept = Swept::default();
+    for (name, path) in entries(&places.runtime_root) {
+        let Some(rest) = IN_RUNTIME_ROOT
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix))
+        else {
+            continue;
+        };
+        if dead(rest) && !path.join(KEPT_MARKER).exists() {
+            remove_server_dir(&path, &mut swept);
+        }
+    }
+    for (name, version) in entries(&places.cache) {
+        if !name.starts_with("postgres-") {
+            continue;
+        }
+        for (name, path) in entries(&version) {
+            if name.strip_prefix(STAGED_PRISTINE).is_some_and(dead) {
+                remove_server_dir(&path, &mut swept);
+            }
+        }
+    }
+    for (name, path) in entries(&places.temp) {
+        if name.strip_prefix(REDIS_DIR).is_some_and(dead) && is_dir(&path) {
+            remove_server_dir(&path, &mut swept);
+        }
+    }
+    swept
+}
+
+fn dead(rest: &str) -> bool {
+    Owner::parse(rest).is_some_and(|owner| !owner.is_alive())
+}
+
+fn entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+            )
+        })
+        .collect()
+}
+
+fn is_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_dir())
+}
+
+/// Ends every process of a dead run's directory (a server, paused or not,
+/// initdb, a `cp` still copying), removes the server's System V segment,
+/// then the directory.
+fn remove_server_dir(dir: &Path, swept: &mut Swept) {
+    let segment = system_v_segment(dir);
+    let processes = processes_touching(dir);
+    swept.processes += processes.len();
+    // A stopped process handles no signal but SIGKILL until continued.
+    for &pid in &processes {
+        process::signal(pid, libc::SIGCONT);
+    }
+    // SIGQUIT: a postmaster ends its backends and removes its shared
+    // memory; anything else just ends.
+    for &pid in &processes {
+        process::signal(pid, libc::SIGQUIT);
+    }
+    let deadline = Instant::now() + QUIT_GRACE;
+    let mut left = processes;
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        left.retain(|&pid| still_touching(pid, dir));
+    }
+    for &pid in &left {
+        process::signal(pid, libc::SIGKILL);
+    }
+    // Processes started while we looked (a postmaster forks until it
+    // quits): anything still there now is killed outright.
+    for pid in processes_touching(dir) {
+        process::signal(pid, libc::SIGKILL);
+    }
+    if let Some(id) = segment
+        && remove_unattached_segment(id)
+    {
+        swept.segments += 1;
+    }
+    if fs::remove_dir_all(dir).is_ok() {
+        swept.directories.push(dir.to_path_buf());
+    }
+}
+
+/// The shmid on line 7 of the data directory's `postmaster.pid`
+/// (`<key> <shmid>`), wherever the data directory is in `dir`.
+fn system_v_segment(dir: &Path) -> Option<i32> {
+    let text = fs::read_to_string(dir.join("data/postmaster.pid"))
+        .or_else(|_| fs::read_to_string(dir.join("postmaster.pid")))
+        .ok()?;
+    text.lines().nth(6)?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Removes a System V segment nothing is attached to.
+#[cfg(target_os = "linux")]
+fn remove_unattached_segment(id: i32) -> bool {
+    let mut stat = std::mem::MaybeUninit::<libc::shmid_ds>::uninit();
+    // SAFETY: IPC_STAT writes the struct for a valid id and returns 0 only
+    // when it did; IPC_RMID takes no buffer.
+    unsafe {
+        if libc::shmctl(id, libc::IPC_STAT, stat.as_mut_ptr()) != 0 {
+            return false;
+        }
+        if stat.assume_init().shm_nattch != 0 {
+            return false;
+        }
+        libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) == 0
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn remove_unattached_segment(_id: i32) -> bool {
+    false
+}
+
+/// Processes that work in `dir` (a server's processes work in their data
+/// directory) or name it on their command line (initdb, `cp`).
+#[cfg(target_os = "linux")]
+pub(crate) fn processes_touching(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            still_touching(pid, dir).then_some(pid)
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn still_touching(pid: u32, dir: &Path) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if fs::read_link(proc.join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+        return true;
+    }
+    let Ok(cmdline) = fs::read(proc.join("cmdline")) else {
+        return false;
+    };
+    let dir = dir.as_os_str().as_encoded_bytes();
+    cmdline
+        .split(|&byte| byte == 0)
+        .any(|arg| arg.starts_with(dir) && matches!(arg.get(dir.len()), None | Some(b'/')))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn processes_touching(_dir: &Path) -> Vec<u32> {
+    Vec::new()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn still_touching(pid: u32, _dir: &Path) -> bool {
+    process::is_alive(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Owner;
+
+    #[test]
+    fn owners_from_names() {
+        assert_eq!(
+            Owner::parse("123-s456-7"),
+            Some(Owner {
+                pid: 123,
+                start: Some(456)
+            })
+        );
+        // Made before start times were recorded: the pid only.
+        assert_eq!(
+            Owner::parse("123-7"),
+            Some(Owner {
+                pid: 123,
+                start: None
+            })
+        );
+        assert_eq!(Owner::parse("shared"), None);
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_its_old_owner() {
+        let me = std::process::id();
+        let tag = super::owner_tag();
+        let owner = Owner::parse(&tag).expect("our own tag parses");
+        assert!(owner.is_alive());
+        let start = owner.start.expect("Linux records the start time");
+        let impostor = Owner::parse(&format!("{me}-s{}-0", start + 1)).expect("parses");
+        assert!(!impostor.is_alive());
+    }
+}
