@@ -318,7 +318,105 @@ fn still_touching(pid: u32, _dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Owner;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use super::{Owner, Places, sweep};
+
+    /// Empty places of a test's own, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("vy-reaper-test-{}-{label}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for place in ["root", "cache", "temp"] {
+                std::fs::create_dir_all(dir.join(place)).unwrap();
+            }
+            Self(dir)
+        }
+
+        fn places(&self) -> Places {
+            Places {
+                runtime_root: self.0.join("root"),
+                cache: self.0.join("cache"),
+                temp: self.0.join("temp"),
+            }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A pid that no process has any more.
+    fn dead_pid() -> u32 {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_dead_runs_paused_process_is_ended_and_its_directory_removed() {
+        let scratch = Scratch::new("paused");
+        let places = scratch.places();
+        let dir = places
+            .runtime_root
+            .join(format!("exclusive-{}-0", dead_pid()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let mut server = Command::new("sleep")
+            .arg("600")
+            .current_dir(dir.join("data"))
+            .spawn()
+            .unwrap();
+        super::process::signal(server.id(), libc::SIGSTOP);
+        let live = places
+            .runtime_root
+            .join(format!("cluster-{}-0", super::owner_tag()));
+        std::fs::create_dir_all(&live).unwrap();
+        let staged = places.cache.join("postgres-15.18-wal1");
+        std::fs::create_dir_all(staged.join(format!("pristine.tmp-{}-1", dead_pid()))).unwrap();
+        std::fs::create_dir_all(staged.join("pristine")).unwrap();
+        let redis = places.temp.join(format!("verily-redis-{}-2", dead_pid()));
+        std::fs::create_dir_all(&redis).unwrap();
+
+        let swept = sweep(&places);
+
+        assert_eq!(swept.processes, 1);
+        let status = server.wait().unwrap();
+        assert!(!status.success(), "the paused process ended: {status:?}");
+        assert!(!dir.exists());
+        assert!(!redis.exists());
+        assert!(
+            !staged
+                .join(format!("pristine.tmp-{}-1", dead_pid()))
+                .exists()
+        );
+        assert_eq!(swept.directories.len(), 3, "{swept:?}");
+        assert!(live.exists(), "a live run's cluster was removed");
+        assert!(staged.join("pristine").exists());
+    }
+
+    #[test]
+    fn a_sweep_with_nothing_dead_touches_nothing_and_is_cheap() {
+        let scratch = Scratch::new("cheap");
+        let places = scratch.places();
+        for n in 0..20 {
+            let name = format!("exclusive-{}-{n}", super::owner_tag());
+            std::fs::create_dir_all(places.runtime_root.join(name)).unwrap();
+        }
+        let started = Instant::now();
+        let swept = sweep(&places);
+        let took = started.elapsed();
+        assert_eq!(swept, Default::default());
+        assert_eq!(std::fs::read_dir(&places.runtime_root).unwrap().count(), 20);
+        assert!(took < Duration::from_millis(100), "{took:?}");
+    }
 
     #[test]
     fn owners_from_names() {
