@@ -123,12 +123,23 @@ fn killed_runs_at_any_moment_leave_nothing_after_the_next_run() {
             } else {
                 Some(128 + signal)
             };
+            let stderr = leftovers::stderr_of(&mut harness);
             assert_eq!(
                 status.and_then(|status| status.code()),
                 expected,
-                "{moment:?} {name}: {status:?}\n{}",
-                leftovers::stderr_of(&mut harness)
+                "{moment:?} {name}: {status:?}\n{stderr}"
             );
+            // A signal it handles leaves nothing of its own, even mid-start
+            // or mid-copy; only SIGKILL leaves work for the next run.
+            if signal != libc::SIGKILL {
+                let tag = format!("-{}-", harness.id());
+                let own: Vec<String> = dirs
+                    .leftover_files()
+                    .into_iter()
+                    .filter(|name| name.contains(&tag))
+                    .collect();
+                assert_eq!(own, Vec::<String>::new(), "{moment:?} {name}\n{stderr}");
+            }
         }
     }
     let normal = crate::support::run_with_env(
