@@ -25,9 +25,11 @@
 //! leftovers forever. The start time (`/proc/<pid>/stat`, field 22) must
 //! match too. Names without one (made before it was recorded) go by pid.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use super::process;
@@ -238,6 +240,68 @@ fn remove_server_dir(dir: &Path, swept: &mut Swept) {
     }
     if fs::remove_dir_all(dir).is_ok() {
         swept.directories.push(dir.to_path_buf());
+    }
+}
+
+/// A directory being made (a cluster starting, a copy, initdb's scratch):
+/// removed, with whatever still works in it, if the process exits before
+/// [`MadeDir::done`] (a signal's teardown ends in `exit`, which drops
+/// nothing), or if the guard is dropped (the start failed).
+#[derive(Debug)]
+pub(crate) struct MadeDir {
+    key: u64,
+}
+
+static MAKING: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
+
+impl MadeDir {
+    pub(crate) fn new(dir: &Path) -> Self {
+        static HOOK: Once = Once::new();
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        HOOK.call_once(|| {
+            // SAFETY: `remove_unfinished` is a plain function that never
+            // unwinds.
+            unsafe {
+                libc::atexit(remove_unfinished);
+            }
+        });
+        let key = NEXT.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut making) = MAKING.lock() {
+            making.insert(key, dir.to_path_buf());
+        }
+        Self { key }
+    }
+
+    /// The directory is made, and its owner removes it from now on.
+    pub(crate) fn done(self) {
+        if let Ok(mut making) = MAKING.lock() {
+            making.remove(&self.key);
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for MadeDir {
+    fn drop(&mut self) {
+        let dir = MAKING
+            .lock()
+            .ok()
+            .and_then(|mut making| making.remove(&self.key));
+        if let Some(dir) = dir.filter(|dir| dir.exists()) {
+            remove_server_dir(&dir, &mut Swept::default());
+        }
+    }
+}
+
+extern "C" fn remove_unfinished() {
+    // A thread that held the lock when `exit` was called never lets go of
+    // it; the next run's sweep removes those directories.
+    let Ok(mut making) = MAKING.try_lock() else {
+        return;
+    };
+    for dir in std::mem::take(&mut *making).into_values() {
+        // A `cp` may not have made it yet; it is not tied to the harness.
+        remove_server_dir(&dir, &mut Swept::default());
     }
 }
 

@@ -104,6 +104,7 @@ impl LocalCluster {
         let runtime_root = runtime_root(account)?;
         reaper::sweep_once();
         let root = runtime_root.join(format!("cluster-{}-{}", reaper::owner_tag(), unique()));
+        let making = reaper::MadeDir::new(&root);
         make_dir(&root, account)?;
         let data = root.join("data");
         let socket_dir = root.join("socket");
@@ -163,6 +164,7 @@ impl LocalCluster {
             binaries,
         };
         cluster.wait_ready(&data)?;
+        making.done();
         Ok(cluster)
     }
 
@@ -353,6 +355,7 @@ pub(crate) fn pristine_data_dir(
     // initdb runs as the server's account, which may not reach the cache
     // (root's home), so it writes under the runtime root first.
     let scratch = runtime_root.join(format!("initdb-{}-{}", reaper::owner_tag(), unique()));
+    let _making_scratch = reaper::MadeDir::new(&scratch);
     make_dir(&scratch, account)?;
     let data = scratch.join("data");
     let mut initdb = Command::new(binaries.dir.join("initdb"));
@@ -397,6 +400,7 @@ pub(crate) fn pristine_data_dir(
         )));
     }
     let staged = cache.join(format!("pristine.tmp-{}-{}", reaper::owner_tag(), unique()));
+    let _making_staged = reaper::MadeDir::new(&staged);
     copy_dir(&data, &staged)?;
     let _ = fs::remove_dir_all(&scratch);
     if fs::rename(&staged, &pristine).is_err() {

@@ -86,6 +86,7 @@ impl LocalServer {
             reaper::owner_tag(),
             local::unique()
         ));
+        let making = reaper::MadeDir::new(&root);
         let data = root.join("data");
         let socket_dir = root.join("socket");
         let prepared = {
@@ -156,6 +157,7 @@ impl LocalServer {
         .await
         .map_err(|error| InfraError::new(format!("PostgreSQL: {error}")))?;
         let _ = admin.close().await;
+        making.done();
         Ok(server)
     }
 
