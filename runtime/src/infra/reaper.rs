@@ -46,6 +46,16 @@ pub(crate) const REDIS_DIR: &str = "verily-redis-";
 /// Marks a cluster `VERILY_KEEP=1` kept past its run: never swept.
 pub(crate) const KEPT_MARKER: &str = "kept-by-VERILY_KEEP";
 
+/// Label of every container a run starts: its owner, `<pid>-s<start>`.
+/// Containers also carry the pid alone (`verily.pid`, or
+/// `verily.exclusive.pid` for per-test servers), which older runs set.
+#[cfg(feature = "docker")]
+pub(crate) const OWNER_LABEL: &str = "verily.owner";
+
+/// The pid labels the two kinds of container carry.
+#[cfg(feature = "docker")]
+const PID_LABELS: [&str; 2] = ["verily.pid", "verily.exclusive.pid"];
+
 /// How long a dead run's server may take to quit before it is killed.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 
@@ -241,6 +251,65 @@ fn remove_server_dir(dir: &Path, swept: &mut Swept) {
     if fs::remove_dir_all(dir).is_ok() {
         swept.directories.push(dir.to_path_buf());
     }
+}
+
+/// Containers of runs that are gone (run servers, per-test servers,
+/// Redis), paused or not: unpaused, then removed with their volumes. Once
+/// per process, and only by runs that use Docker: asking it costs a
+/// process start.
+#[cfg(feature = "docker")]
+pub(crate) fn sweep_containers_once() {
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(|| {
+        sweep_containers();
+    });
+}
+
+/// The ids of the containers it removed.
+#[cfg(feature = "docker")]
+pub fn sweep_containers() -> Vec<String> {
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let mut removed = Vec::new();
+    for label in PID_LABELS {
+        let format =
+            format!("{{{{.ID}}}} {{{{.Label \"{label}\"}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
+        let Some(listing) = docker(&[
+            "ps",
+            "--all",
+            "--filter",
+            &format!("label={label}"),
+            "--format",
+            &format,
+        ]) else {
+            return removed;
+        };
+        for line in listing.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(id), Some(pid)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let owner = fields
+                .next()
+                .and_then(Owner::parse)
+                .or_else(|| Owner::parse(pid));
+            if owner.is_some_and(|owner| !owner.is_alive()) {
+                let _ = docker(&["unpause", id]);
+                if docker(&["rm", "--force", "--volumes", id]).is_some() {
+                    removed.push(id.to_owned());
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// A directory being made (a cluster starting, a copy, initdb's scratch):
@@ -464,6 +533,63 @@ mod tests {
         assert_eq!(swept.directories.len(), 3, "{swept:?}");
         assert!(live.exists(), "a live run's cluster was removed");
         assert!(staged.join("pristine").exists());
+    }
+
+    /// A container of postgres:15 that sleeps, with these labels.
+    #[cfg(feature = "docker")]
+    fn container(labels: &[String]) -> Option<String> {
+        let mut command = Command::new("docker");
+        command.args(["run", "--detach"]);
+        for label in labels {
+            command.args(["--label", label]);
+        }
+        let output = command
+            .args(["postgres:15", "sleep", "600"])
+            .output()
+            .ok()
+            .filter(|output| output.status.success())?;
+        Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    #[cfg(feature = "docker")]
+    #[test]
+    fn containers_of_dead_runs_go_paused_or_not_and_a_reused_pid_does_not_save_them() {
+        let me = std::process::id();
+        let start = Owner::parse(&super::owner_tag()).and_then(|owner| owner.start);
+        let Some(dead) = container(&[format!("verily.pid={}", dead_pid())]) else {
+            eprintln!("skipped: no Docker engine or no postgres:15 image");
+            return;
+        };
+        Command::new("docker")
+            .args(["pause", &dead])
+            .output()
+            .unwrap();
+        let reused = container(&[
+            format!("verily.exclusive.pid={me}"),
+            format!("verily.owner={me}-s{}", start.unwrap_or_default() + 1),
+        ])
+        .unwrap();
+        let live = container(&[
+            format!("verily.pid={me}"),
+            format!("verily.owner={}", super::owner_tag()),
+        ])
+        .unwrap();
+
+        let removed = super::sweep_containers();
+
+        let _ = Command::new("docker").args(["rm", "-f", &live]).output();
+        assert!(
+            removed.iter().any(|id| dead.starts_with(id.as_str())),
+            "{removed:?}"
+        );
+        assert!(
+            removed.iter().any(|id| reused.starts_with(id.as_str())),
+            "{removed:?}"
+        );
+        assert!(
+            !removed.iter().any(|id| live.starts_with(id.as_str())),
+            "{removed:?}"
+        );
     }
 
     #[test]
