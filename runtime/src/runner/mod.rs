@@ -179,8 +179,12 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     let mut reporter = report::for_options(options);
     let infrastructure = Arc::new(Infrastructure::new(config));
     let started = Instant::now();
+    // Installed for the whole run, the end-of-run teardown included.
+    let mut signals = {
+        let _runtime = runtime.enter();
+        Signals::install()
+    };
     let records = runtime.block_on(async {
-        let mut signals = Signals::install();
         tokio::select! {
             records = run_selection(&selection, options, threads, reporter.as_mut(), &infrastructure) => records,
             signal = signals.next() => {
@@ -202,11 +206,23 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
         }
     });
     runtime.block_on(async {
-        if tokio::time::timeout(TEARDOWN_LIMIT, infrastructure.shutdown()).await.is_err() {
-            eprintln!(
-                "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
-                TEARDOWN_LIMIT.as_secs()
-            );
+        tokio::select! {
+            finished = tokio::time::timeout(TEARDOWN_LIMIT, infrastructure.shutdown()) => {
+                if finished.is_err() {
+                    eprintln!(
+                        "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
+                        TEARDOWN_LIMIT.as_secs()
+                    );
+                }
+            }
+            signal = signals.next() => {
+                eprintln!(
+                    "{} during teardown: exiting now (the next run removes what is left)",
+                    signals::name(signal)
+                );
+                let _ = std::io::stdout().flush();
+                std::process::exit(128 + signal);
+            }
         }
     });
     let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
