@@ -44,3 +44,25 @@ async fn waits_forever(db: Db) {
 
 #[verily::test(category = "smoke")]
 fn needs_nothing() {}
+
+/// Reads its database, waits past the 10 s after which tokio retires an
+/// idle thread, and reads again: the run's server must outlive every
+/// thread of the runtime, not only the one that started it.
+#[verily::test(
+    category = "integration",
+    timeout = "2m",
+    ignore = "takes 15 s; run by the suite with --ignored"
+)]
+async fn reads_again_after_15_seconds(db: Db) {
+    db.count("things").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    db.count("things").await.unwrap();
+}
+
+/// Holds its database and a server of its own until killed: how the suite
+/// checks what a signal leaves behind.
+#[verily::test(category = "integration", timeout = "10m")]
+async fn waits_forever_with_a_server(db: Db, server: verily::PgServer) {
+    println!("holding {} and a server at {}", db.name(), server.addr());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}

@@ -5,12 +5,16 @@
 #[path = "harness/support.rs"]
 mod support;
 
+#[path = "harness/chaos.rs"]
+mod chaos;
 #[path = "harness/cli.rs"]
 mod cli;
 #[path = "harness/enums.rs"]
 mod enums;
 #[path = "harness/incidents.rs"]
 mod incidents;
+#[path = "harness/leftovers.rs"]
+mod leftovers;
 #[path = "harness/outages.rs"]
 mod outages;
 #[path = "harness/postgres.rs"]
@@ -21,5 +25,7 @@ mod publish;
 mod redis;
 #[path = "harness/shared_server.rs"]
 mod shared_server;
+#[path = "harness/signals.rs"]
+mod signals;
 
 verily::main!();

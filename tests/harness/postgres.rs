@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::{build_test_binary, cargo_test_example, run_with_env};
 
 /// The harness of `tests/demo_db.rs`, built once per process.
-pub(crate) fn demo_db() -> &'static Path {
+pub fn demo_db() -> &'static Path {
     static DEMO_DB: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DEMO_DB.get_or_init(|| {
         build_test_binary(&["-p", "verily", "--test", "demo_db"]).expect("tests/demo_db.rs builds")
@@ -224,6 +224,31 @@ fn url_source_creates_and_drops_only_its_own_databases() {
             && message.contains("ALTER ROLE \"reader\" CREATEDB"),
         "{message}"
     );
+}
+
+/// tokio retires a thread that has idled for 10 s; the run's server was
+/// tied to the thread that forked it, and died with it mid-run.
+#[verily::test(category = "e2e", timeout = "5m")]
+fn the_runs_server_outlives_the_threads_of_the_runtime() {
+    let run = run_with_env(
+        demo_db(),
+        &[
+            "--ignored",
+            "--exact",
+            "demo_db::reads_again_after_15_seconds",
+            "--format",
+            "json",
+        ],
+        &[("VERILY_POSTGRES", "local")],
+    );
+    assert_eq!(
+        run.outcome("reads_again_after_15_seconds"),
+        "passed",
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 /// `kill -9` gives the harness no chance to clean up: its local server must

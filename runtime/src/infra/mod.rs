@@ -6,6 +6,7 @@
 pub mod postgres;
 pub(crate) mod process;
 pub mod proxy;
+pub mod reaper;
 #[cfg(feature = "redis")]
 pub mod redis;
 

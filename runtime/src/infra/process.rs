@@ -62,46 +62,54 @@ pub fn signal(pid: u32, signal: libc::c_int) {
     }
 }
 
-/// In a child between fork and exec: ask the kernel to send SIGQUIT to the
-/// child when the harness dies, so a killed run leaves no server behind.
-#[cfg(target_os = "linux")]
-pub fn quit_with_parent() -> std::io::Result<()> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process.
-    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+/// Waits up to `limit` for this process's child `pid` to exit, reaping
+/// it; after the limit, kills it (SIGKILL) and reaps it.
+pub fn reap_within(pid: u32, limit: std::time::Duration) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        // SAFETY: waitpid with WNOHANG on a pid; the status is discarded.
+        let reaped = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        // The pid, or -1: not (or no longer) a child of this process.
+        if reaped != 0 {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: as above; the child is killed first so the wait ends.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn quit_with_parent() -> std::io::Result<()> {
-    Ok(())
-}
-
-/// Starts `command` so that the kernel kills the child (SIGKILL) when the
-/// harness dies, however it dies.
+/// Starts `command` so that the kernel sends `signal` to the child when
+/// the harness dies, however it dies: SIGQUIT for a postmaster (an
+/// immediate shutdown that also removes its shared memory), SIGKILL
+/// otherwise.
 ///
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits,
-/// and the runtime's threads come and go (`block_in_place`, the blocking
-/// pool), so every such child is forked by one thread that lives as long
-/// as the process.
-// Only Redis starts its servers this way so far.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub fn spawn_tied_to_harness(command: Command) -> std::io::Result<Child> {
-    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+/// and the runtime's threads come and go (tokio retires a thread idle for
+/// 10 s, `block_in_place` hands threads over), so every such child is
+/// forked by one thread that lives as long as the process.
+pub fn spawn_tied_to_harness(command: Command, signal: libc::c_int) -> std::io::Result<Child> {
+    type Request = (Command, libc::c_int, mpsc::Sender<std::io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (sender, requests) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("verily-spawner".to_owned())
             .spawn(move || {
-                for (mut command, reply) in requests {
-                    // SAFETY: the closure only calls prctl, which is
-                    // async-signal-safe.
+                for (mut command, signal, reply) in requests {
+                    // SAFETY: the closure only calls prctl and getppid,
+                    // which are async-signal-safe.
                     unsafe {
-                        command.pre_exec(kill_with_parent);
+                        command.pre_exec(move || signal_on_parent_death(signal));
                     }
                     let _ = reply.send(command.spawn());
                 }
@@ -113,7 +121,7 @@ pub fn spawn_tied_to_harness(command: Command) -> std::io::Result<Child> {
     spawner
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .send((command, reply))
+        .send((command, signal, reply))
         .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
     child
         .recv()
@@ -121,19 +129,24 @@ pub fn spawn_tied_to_harness(command: Command) -> std::io::Result<Child> {
 }
 
 #[cfg(target_os = "linux")]
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-fn kill_with_parent() -> std::io::Result<()> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process.
-    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+fn signal_on_parent_death(signal: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling
+    // process; getppid and kill have no preconditions.
+    unsafe {
+        let parent = libc::getppid();
+        if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The harness died between the fork and the prctl: nobody would
+        // send the signal any more.
+        if libc::getppid() != parent {
+            libc::kill(libc::getpid(), signal);
+        }
     }
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-fn kill_with_parent() -> std::io::Result<()> {
+fn signal_on_parent_death(_signal: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }

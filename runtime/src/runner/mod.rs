@@ -3,6 +3,7 @@
 
 pub(crate) mod panic;
 pub mod select;
+mod signals;
 
 pub use panic::skip;
 
@@ -22,6 +23,7 @@ use crate::infra::{Infrastructure, SharedInfrastructure};
 use crate::registry::{self, TestDescriptor};
 use crate::report::{self, Outcome, Record, Reporter};
 use select::Selection;
+use signals::Signals;
 
 /// What a generated test function returns.
 pub type TestFuture<'a> = Pin<Box<dyn Future<Output = TestResult> + Send + 'a>>;
@@ -177,22 +179,50 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     let mut reporter = report::for_options(options);
     let infrastructure = Arc::new(Infrastructure::new(config));
     let started = Instant::now();
+    // Installed for the whole run, the end-of-run teardown included.
+    let mut signals = {
+        let _runtime = runtime.enter();
+        Signals::install()
+    };
     let records = runtime.block_on(async {
         tokio::select! {
             records = run_selection(&selection, options, threads, reporter.as_mut(), &infrastructure) => records,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("\ninterrupted: stopping the run's infrastructure");
-                infrastructure.shutdown().await;
-                std::process::exit(130);
+            signal = signals.next() => {
+                eprintln!("\n{}: stopping the run's infrastructure", signals::name(signal));
+                tokio::select! {
+                    () = infrastructure.shutdown() => {}
+                    again = signals.next() => eprintln!(
+                        "{} during teardown: exiting now (the next run removes what is left)",
+                        signals::name(again)
+                    ),
+                    () = tokio::time::sleep(TEARDOWN_LIMIT) => eprintln!(
+                        "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
+                        TEARDOWN_LIMIT.as_secs()
+                    ),
+                }
+                let _ = std::io::stdout().flush();
+                std::process::exit(128 + signal);
             }
         }
     });
     runtime.block_on(async {
-        if tokio::time::timeout(TEARDOWN_LIMIT, infrastructure.shutdown()).await.is_err() {
-            eprintln!(
-                "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
-                TEARDOWN_LIMIT.as_secs()
-            );
+        tokio::select! {
+            finished = tokio::time::timeout(TEARDOWN_LIMIT, infrastructure.shutdown()) => {
+                if finished.is_err() {
+                    eprintln!(
+                        "warning: tearing down the run's infrastructure took over {} s; gave up (the next run removes leftovers)",
+                        TEARDOWN_LIMIT.as_secs()
+                    );
+                }
+            }
+            signal = signals.next() => {
+                eprintln!(
+                    "{} during teardown: exiting now (the next run removes what is left)",
+                    signals::name(signal)
+                );
+                let _ = std::io::stdout().flush();
+                std::process::exit(128 + signal);
+            }
         }
     });
     let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());

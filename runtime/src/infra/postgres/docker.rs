@@ -10,7 +10,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::postgres::Postgres as PostgresImage;
 
-use crate::infra::InfraError;
+use crate::infra::{InfraError, reaper};
 
 /// Whether a Docker engine answers, and if not, why not (for messages).
 pub fn engine() -> Result<(), String> {
@@ -71,6 +71,7 @@ impl DockerPostgres {
             .with_name(name)
             .with_tag(tag)
             .with_label("verily.pid", std::process::id().to_string())
+            .with_label(reaper::OWNER_LABEL, reaper::owner_tag())
             .start()
             .await
             .map_err(|error| {
@@ -139,34 +140,6 @@ impl DockerPostgres {
     pub async fn stop(&mut self) {
         if let Some(container) = self.container.take() {
             let _ = container.rm().await;
-        }
-    }
-}
-
-/// Containers of runs whose harness process is gone (killed with `kill -9`).
-pub fn remove_orphans() {
-    let Ok(output) = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            "label=verily.pid",
-            "--format",
-            "{{.ID}} {{.Label \"verily.pid\"}}",
-        ])
-        .output()
-    else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Some((id, pid)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(pid) = pid.trim().parse::<u32>() else {
-            continue;
-        };
-        if !crate::infra::process::is_alive(pid) {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
         }
     }
 }

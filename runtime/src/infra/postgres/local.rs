@@ -14,6 +14,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::infra::InfraError;
 use crate::infra::process::{self, Account};
+use crate::infra::reaper;
 
 /// PostgreSQL binaries found on this machine.
 #[derive(Debug, Clone)]
@@ -88,14 +89,22 @@ pub struct LocalCluster {
 
 pub(crate) const SUPERUSER: &str = "postgres";
 
+/// Dynamic shared memory in files of the data directory, not POSIX
+/// segments in /dev/shm: a server killed with SIGKILL leaves its segments
+/// behind, and nothing in them says whose they were; files in the data
+/// directory go with it. On tmpfs (the usual runtime root) both are pages
+/// of RAM.
+pub(crate) const DYNAMIC_SHARED_MEMORY: [&str; 2] = ["-c", "dynamic_shared_memory_type=mmap"];
+
 impl LocalCluster {
     /// Copies the pristine data directory (made once per version) and
     /// starts the server.
     pub fn start(binaries: Binaries) -> Result<Self, InfraError> {
         let account = server_account()?;
         let runtime_root = runtime_root(account)?;
-        remove_orphans(&runtime_root);
-        let root = runtime_root.join(format!("cluster-{}-{}", std::process::id(), unique()));
+        reaper::sweep_once();
+        let root = runtime_root.join(format!("cluster-{}-{}", reaper::owner_tag(), unique()));
+        let making = reaper::MadeDir::new(&root);
         make_dir(&root, account)?;
         let data = root.join("data");
         let socket_dir = root.join("socket");
@@ -129,6 +138,7 @@ impl LocalCluster {
                 "-c",
                 "unix_socket_permissions=0777",
             ])
+            .args(DYNAMIC_SHARED_MEMORY)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io_error(&root))?)
             .stderr(log);
@@ -136,13 +146,12 @@ impl LocalCluster {
             command.uid(account.uid).gid(account.gid);
         }
         // A kept cluster must outlive the run; any other dies with it.
-        if !crate::infra::keep_requested() {
-            // SAFETY: the closure only calls prctl, which is async-signal-safe.
-            unsafe {
-                command.pre_exec(process::quit_with_parent);
-            }
+        let child = if crate::infra::keep_requested() {
+            command.spawn()
+        } else {
+            process::spawn_tied_to_harness(command, libc::SIGQUIT)
         }
-        let child = command.spawn().map_err(|error| {
+        .map_err(|error| {
             InfraError::new(format!(
                 "cannot start {}: {error}",
                 binaries.dir.join("postgres").display()
@@ -155,6 +164,7 @@ impl LocalCluster {
             binaries,
         };
         cluster.wait_ready(&data)?;
+        making.done();
         Ok(cluster)
     }
 
@@ -233,6 +243,8 @@ impl LocalCluster {
             .take()
             .map(|child| child.id())
             .unwrap_or_default();
+        // The sweep of dead runs leaves a kept cluster alone.
+        let _ = fs::write(self.root.join(reaper::KEPT_MARKER), "");
         format!(
             "postgres: kept the local cluster: psql \"host={} user={SUPERUSER} dbname=DATABASE\"; stop it with `kill -QUIT {pid}` and remove {}",
             self.socket_dir.display(),
@@ -326,36 +338,6 @@ fn available_bytes(dir: &Path) -> Option<u64> {
     Some(u64::from(stats.f_bavail) * u64::from(stats.f_frsize))
 }
 
-/// Clusters left by runs that were killed (`kill -9` leaves no chance to
-/// clean up): their harness process is gone, so stop their server and
-/// remove them.
-fn remove_orphans(runtime_root: &Path) {
-    let Ok(entries) = fs::read_dir(runtime_root) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name
-            .strip_prefix("cluster-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if process::is_alive(owner) {
-            continue;
-        }
-        let pid_file = entry.path().join("data/postmaster.pid");
-        if let Some(server) = fs::read_to_string(pid_file)
-            .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
-        {
-            process::signal(server, libc::SIGQUIT);
-        }
-        let _ = fs::remove_dir_all(entry.path());
-    }
-}
-
 /// The cached, freshly initdb'd data directory for this version, made on
 /// first use. Concurrent runs race to create it; the first rename wins.
 pub(crate) fn pristine_data_dir(
@@ -372,7 +354,8 @@ pub(crate) fn pristine_data_dir(
     fs::create_dir_all(&cache).map_err(io_error(&cache))?;
     // initdb runs as the server's account, which may not reach the cache
     // (root's home), so it writes under the runtime root first.
-    let scratch = runtime_root.join(format!("initdb-{}-{}", std::process::id(), unique()));
+    let scratch = runtime_root.join(format!("initdb-{}-{}", reaper::owner_tag(), unique()));
+    let _making_scratch = reaper::MadeDir::new(&scratch);
     make_dir(&scratch, account)?;
     let data = scratch.join("data");
     let mut initdb = Command::new(binaries.dir.join("initdb"));
@@ -392,16 +375,22 @@ pub(crate) fn pristine_data_dir(
             // cached start.
             "--wal-segsize=1",
         ])
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(account) = account {
         initdb.uid(account.uid).gid(account.gid);
     }
-    let output = initdb.output().map_err(|error| {
-        InfraError::new(format!(
-            "cannot run {}: {error}",
-            binaries.dir.join("initdb").display()
-        ))
-    })?;
+    // Tied to the harness: a run killed during its first start must not
+    // leave initdb writing into a directory the next run removes.
+    let output = process::spawn_tied_to_harness(initdb, libc::SIGKILL)
+        .and_then(|child| child.wait_with_output())
+        .map_err(|error| {
+            InfraError::new(format!(
+                "cannot run {}: {error}",
+                binaries.dir.join("initdb").display()
+            ))
+        })?;
     if !output.status.success() {
         let _ = fs::remove_dir_all(&scratch);
         return Err(InfraError::new(format!(
@@ -410,7 +399,8 @@ pub(crate) fn pristine_data_dir(
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    let staged = cache.join(format!("pristine.tmp-{}-{}", std::process::id(), unique()));
+    let staged = cache.join(format!("pristine.tmp-{}-{}", reaper::owner_tag(), unique()));
+    let _making_staged = reaper::MadeDir::new(&staged);
     copy_dir(&data, &staged)?;
     let _ = fs::remove_dir_all(&scratch);
     if fs::rename(&staged, &pristine).is_err() {
@@ -422,7 +412,7 @@ pub(crate) fn pristine_data_dir(
 
 /// `$VERILY_CACHE_DIR`, else `$XDG_CACHE_HOME/verily`, else
 /// `~/.cache/verily`, else the temp dir.
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("VERILY_CACHE_DIR") {
         return PathBuf::from(dir);
     }

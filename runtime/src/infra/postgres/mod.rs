@@ -240,7 +240,7 @@ async fn start_docker(config: &Config, check_engine: bool) -> Result<Server, Inf
             ))
         })?;
     }
-    docker::remove_orphans();
+    crate::infra::reaper::sweep_containers_once();
     let (name, tag) = config.image();
     docker::DockerPostgres::start(&name, &tag)
         .await

@@ -52,7 +52,11 @@ impl DockerRedis {
                 "--databases",
                 &DATABASES.to_string(),
             ])
-            .with_label("verily.pid", std::process::id().to_string());
+            .with_label("verily.pid", std::process::id().to_string())
+            .with_label(
+                crate::infra::reaper::OWNER_LABEL,
+                crate::infra::reaper::owner_tag(),
+            );
         let request = if fixed_port {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|listener| listener.local_addr())

@@ -3,12 +3,12 @@
 //! directory in a temp dir of its own, killed with the harness.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::infra::InfraError;
-use crate::infra::process;
+use crate::infra::{process, reaper};
 
 /// Where `redis-server` was looked for, for the message when it is missing.
 pub const SEARCHED: &str = "PATH, /usr/bin, /usr/local/bin, /opt/homebrew/bin";
@@ -73,9 +73,13 @@ pub struct LocalRedis {
 impl LocalRedis {
     /// Starts a server on a free loopback port.
     pub async fn start(binary: Binary) -> Result<Self, InfraError> {
-        let dir =
-            std::env::temp_dir().join(format!("verily-redis-{}-{}", std::process::id(), unique()));
-        remove_orphans();
+        reaper::sweep_once();
+        let dir = std::env::temp_dir().join(format!(
+            "{}{}-{}",
+            reaper::REDIS_DIR,
+            reaper::owner_tag(),
+            unique()
+        ));
         fs::create_dir_all(&dir)
             .map_err(|error| InfraError::new(format!("{}: {error}", dir.display())))?;
         let mut server = LocalRedis {
@@ -123,7 +127,7 @@ impl LocalRedis {
         let child = if crate::infra::keep_requested() {
             command.spawn()
         } else {
-            process::spawn_tied_to_harness(command)
+            process::spawn_tied_to_harness(command, libc::SIGKILL)
         }
         .map_err(|error| {
             InfraError::new(format!(
@@ -255,31 +259,6 @@ fn free_port() -> Result<u16, InfraError> {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .map_err(|error| InfraError::new(format!("cannot find a free loopback port: {error}")))
-}
-
-/// Directories of servers whose harness was killed (`kill -9`): the server
-/// died with it (parent-death signal); the directory is left to remove.
-fn remove_orphans() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name
-            .strip_prefix("verily-redis-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !process::is_alive(owner) && is_dir(&entry.path()) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn is_dir(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_dir())
 }
 
 /// A per-process counter, so directories made in one process never collide.

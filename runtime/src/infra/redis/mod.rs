@@ -215,7 +215,7 @@ async fn start_docker(config: &Config, fixed_port: bool) -> Result<Instance, Inf
             "Redis from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_REDIS=local or VERILY_REDIS_URL"
         ))
     })?;
-    crate::infra::postgres::docker::remove_orphans();
+    crate::infra::reaper::sweep_containers_once();
     let (name, tag) = config.redis_image_name();
     docker::DockerRedis::start(&name, &tag, fixed_port)
         .await

@@ -75,6 +75,9 @@ extern "C" fn at_exit() {
                 }
                 process::signal(postmaster, libc::SIGCONT);
                 process::signal(postmaster, libc::SIGQUIT);
+                // Its files go only once it is gone: it removes its shared
+                // memory and lock files on the way out.
+                process::reap_within(postmaster, std::time::Duration::from_secs(5));
                 let _ = std::fs::remove_dir_all(root);
             }
             Live::Docker { id } => super::remove_container(&id),

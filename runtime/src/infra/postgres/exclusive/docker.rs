@@ -46,7 +46,7 @@ impl DockerServer {
     /// Runs a container of `name:tag` with its port on a free host port,
     /// and waits until it accepts TCP connections.
     pub(crate) async fn start(name: &str, tag: &str) -> Result<Self, InfraError> {
-        remove_orphans_once();
+        crate::infra::reaper::sweep_containers_once();
         let image = format!("{name}:{tag}");
         let mut attempts = 0;
         loop {
@@ -56,6 +56,12 @@ impl DockerServer {
                 "--detach",
                 "--label",
                 &format!("{LABEL}={}", std::process::id()),
+                "--label",
+                &format!(
+                    "{}={}",
+                    crate::infra::reaper::OWNER_LABEL,
+                    crate::infra::reaper::owner_tag()
+                ),
                 "--env",
                 &format!("POSTGRES_PASSWORD={PASSWORD}"),
                 // initdb's final sync is most of a fresh container's start,
@@ -236,37 +242,4 @@ async fn checked(action: &str, args: &[&str]) -> Result<(), InfraError> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
-}
-
-/// Containers of harnesses that died (`kill -9`), paused or not; once per
-/// process.
-fn remove_orphans_once() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let Ok(output) = std::process::Command::new("docker")
-            .args([
-                "ps",
-                "--all",
-                "--filter",
-                &format!("label={LABEL}"),
-                "--format",
-                &format!("{{{{.ID}}}} {{{{.Label \"{LABEL}\"}}}}"),
-            ])
-            .output()
-        else {
-            return;
-        };
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let Some((id, pid)) = line.split_once(' ') else {
-                continue;
-            };
-            if pid
-                .trim()
-                .parse::<u32>()
-                .is_ok_and(|pid| !crate::infra::process::is_alive(pid))
-            {
-                super::remove_container(id);
-            }
-        }
-    });
 }

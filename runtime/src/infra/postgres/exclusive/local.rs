@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
 use crate::infra::postgres::local::{self, Binaries, SUPERUSER, io_error};
 use crate::infra::process::{self, Account};
+use crate::infra::reaper;
 
 /// How long a fast shutdown may take before the server is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(30);
@@ -79,12 +80,13 @@ impl LocalServer {
     pub(crate) async fn start(binaries: Binaries) -> Result<Self, InfraError> {
         let account = local::server_account()?;
         let runtime_root = local::runtime_root(account)?;
-        remove_orphans(&runtime_root);
+        reaper::sweep_once();
         let root = runtime_root.join(format!(
             "{PREFIX}{}-{}",
-            std::process::id(),
+            reaper::owner_tag(),
             local::unique()
         ));
+        let making = reaper::MadeDir::new(&root);
         let data = root.join("data");
         let socket_dir = root.join("socket");
         let prepared = {
@@ -155,6 +157,7 @@ impl LocalServer {
         .await
         .map_err(|error| InfraError::new(format!("PostgreSQL: {error}")))?;
         let _ = admin.close().await;
+        making.done();
         Ok(server)
     }
 
@@ -219,17 +222,14 @@ impl LocalServer {
                 "-c",
                 "unix_socket_permissions=0777",
             ])
+            .args(local::DYNAMIC_SHARED_MEMORY)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(log);
         if let Some(account) = self.account {
             command.uid(account.uid).gid(account.gid);
         }
-        // SAFETY: the closure only calls prctl, which is async-signal-safe.
-        unsafe {
-            command.pre_exec(process::quit_with_parent);
-        }
-        let child = command.spawn().map_err(|error| {
+        let child = process::spawn_tied_to_harness(command, libc::SIGQUIT).map_err(|error| {
             StartError::Other(InfraError::new(format!(
                 "cannot start {}: {error}",
                 self.binaries.dir.join("postgres").display()
@@ -439,61 +439,4 @@ pub(crate) fn children_of(parent: u32) -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Servers of harnesses that died without cleaning up (`kill -9`), maybe
-/// paused: every process working in their directory is killed (SIGKILL
-/// ends stopped processes too), then the directory is removed.
-fn remove_orphans(runtime_root: &Path) {
-    let Ok(entries) = fs::read_dir(runtime_root) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if process::is_alive(owner) {
-            continue;
-        }
-        for pid in working_in(&entry.path()) {
-            process::signal(pid, libc::SIGKILL);
-        }
-        let _ = fs::remove_dir_all(entry.path());
-    }
-}
-
-/// Processes whose working directory is inside `dir` (PostgreSQL's
-/// processes work in their data directory).
-#[cfg(target_os = "linux")]
-fn working_in(dir: &Path) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cwd = fs::read_link(entry.path().join("cwd")).ok()?;
-            cwd.starts_with(dir).then_some(pid)
-        })
-        .collect()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn working_in(dir: &Path) -> Vec<u32> {
-    let pid_file = dir.join("data/postmaster.pid");
-    let Some(postmaster) = fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
-    else {
-        return Vec::new();
-    };
-    let mut processes = children_of(postmaster);
-    processes.push(postmaster);
-    processes
 }
