@@ -248,8 +248,22 @@ fn remove_server_dir(dir: &Path, swept: &mut Swept) {
     {
         swept.segments += 1;
     }
-    if fs::remove_dir_all(dir).is_ok() {
-        swept.directories.push(dir.to_path_buf());
+    // A killed process may still be finishing the file it was writing
+    // (initdb's children, a `cp`), so a removal can meet a file made after
+    // it listed the directory: try again until they are gone.
+    let deadline = Instant::now() + QUIT_GRACE;
+    loop {
+        if fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+            swept.directories.push(dir.to_path_buf());
+            return;
+        }
+        if Instant::now() > deadline {
+            return;
+        }
+        for pid in processes_touching(dir) {
+            process::signal(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -362,16 +376,28 @@ impl Drop for MadeDir {
     }
 }
 
+/// Runs `make` (a `mkdir`, or the spawn of what fills a directory being
+/// made: `cp`, initdb, a server) unless the process is exiting. Other
+/// threads run on while `exit` calls its hooks, so without this gate one
+/// could create a directory or start a `cp` just after the hook removed
+/// what it knew of; once the hook holds the gate, they never pass it.
+pub(crate) fn gated<T>(make: impl FnOnce() -> T) -> T {
+    let _gate = MAKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    make()
+}
+
 extern "C" fn remove_unfinished() {
-    // A thread that held the lock when `exit` was called never lets go of
-    // it; the next run's sweep removes those directories.
-    let Ok(mut making) = MAKING.try_lock() else {
-        return;
-    };
+    // Waits for a `make` under way (a mkdir or a spawn: short), then keeps
+    // the gate shut for the rest of the process's life.
+    let mut making = MAKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for dir in std::mem::take(&mut *making).into_values() {
-        // A `cp` may not have made it yet; it is not tied to the harness.
         remove_server_dir(&dir, &mut Swept::default());
     }
+    std::mem::forget(making);
 }
 
 /// The shmid on line 7 of the data directory's `postmaster.pid`

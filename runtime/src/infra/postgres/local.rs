@@ -85,6 +85,10 @@ pub struct LocalCluster {
     socket_dir: PathBuf,
     child: Option<Child>,
     pub binaries: Binaries,
+    /// Registered for removal at exit until stopped or kept: a signal that
+    /// ends the run while the service is still starting (the template is
+    /// being migrated) leaves no owner to stop the cluster otherwise.
+    made: Option<reaper::MadeDir>,
 }
 
 pub(crate) const SUPERUSER: &str = "postgres";
@@ -146,11 +150,13 @@ impl LocalCluster {
             command.uid(account.uid).gid(account.gid);
         }
         // A kept cluster must outlive the run; any other dies with it.
-        let child = if crate::infra::keep_requested() {
-            command.spawn()
-        } else {
-            process::spawn_tied_to_harness(command, libc::SIGQUIT)
-        }
+        let child = reaper::gated(|| {
+            if crate::infra::keep_requested() {
+                command.spawn()
+            } else {
+                process::spawn_tied_to_harness(command, libc::SIGQUIT)
+            }
+        })
         .map_err(|error| {
             InfraError::new(format!(
                 "cannot start {}: {error}",
@@ -162,9 +168,9 @@ impl LocalCluster {
             socket_dir,
             child: Some(child),
             binaries,
+            made: Some(making),
         };
         cluster.wait_ready(&data)?;
-        making.done();
         Ok(cluster)
     }
 
@@ -238,6 +244,9 @@ impl LocalCluster {
 
     /// How to reach a kept cluster, and how to remove it.
     pub fn keep_instructions(&mut self) -> String {
+        if let Some(made) = self.made.take() {
+            made.done();
+        }
         let pid = self
             .child
             .take()
@@ -266,6 +275,9 @@ impl LocalCluster {
                 let _ = child.wait();
             }
             let _ = fs::remove_dir_all(&self.root);
+        }
+        if let Some(made) = self.made.take() {
+            made.done();
         }
     }
 }
@@ -383,7 +395,7 @@ pub(crate) fn pristine_data_dir(
     }
     // Tied to the harness: a run killed during its first start must not
     // leave initdb writing into a directory the next run removes.
-    let output = process::spawn_tied_to_harness(initdb, libc::SIGKILL)
+    let output = reaper::gated(|| process::spawn_tied_to_harness(initdb, libc::SIGKILL))
         .and_then(|child| child.wait_with_output())
         .map_err(|error| {
             InfraError::new(format!(
@@ -426,7 +438,7 @@ pub(crate) fn cache_dir() -> PathBuf {
 }
 
 pub(crate) fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), InfraError> {
-    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    reaper::gated(|| fs::create_dir_all(dir)).map_err(io_error(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     if let Some(account) = account {
         process::chown(dir, account).map_err(io_error(dir))?;
@@ -436,11 +448,17 @@ pub(crate) fn make_dir(dir: &Path, account: Option<Account>) -> Result<(), Infra
 
 /// `cp -a`: a data directory's modes and owner must survive the copy.
 pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), InfraError> {
-    let output = Command::new("cp")
-        .arg("-a")
+    let mut cp = Command::new("cp");
+    cp.arg("-a")
         .arg(from)
         .arg(to)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // Tied to the harness, and never started once it is exiting: a `cp`
+    // that outlived the run would make a directory nobody removes.
+    let output = reaper::gated(|| process::spawn_tied_to_harness(cp, libc::SIGKILL))
+        .and_then(|child| child.wait_with_output())
         .map_err(|error| InfraError::new(format!("cannot run cp: {error}")))?;
     if output.status.success() {
         Ok(())

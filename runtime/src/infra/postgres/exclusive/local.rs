@@ -229,12 +229,13 @@ impl LocalServer {
         if let Some(account) = self.account {
             command.uid(account.uid).gid(account.gid);
         }
-        let child = process::spawn_tied_to_harness(command, libc::SIGQUIT).map_err(|error| {
-            StartError::Other(InfraError::new(format!(
-                "cannot start {}: {error}",
-                self.binaries.dir.join("postgres").display()
-            )))
-        })?;
+        let child = reaper::gated(|| process::spawn_tied_to_harness(command, libc::SIGQUIT))
+            .map_err(|error| {
+                StartError::Other(InfraError::new(format!(
+                    "cannot start {}: {error}",
+                    self.binaries.dir.join("postgres").display()
+                )))
+            })?;
         cleanup::register_local(self.cleanup_key, child.id(), self.root.clone());
         state.postmaster = Some(child);
         let ready = self.wait_ready(state, log_offset).await;
