@@ -379,3 +379,172 @@ fn killed_runs_on_a_url_server_leave_no_database_or_session() {
     assert!(took < Duration::from_secs(90), "took {took:?}");
     eprintln!("chaos on a URL server: {took:?}");
 }
+
+/// The risk example's harness (its tests use Redis), built once.
+fn risk() -> &'static Path {
+    static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        build_test_binary(&["-p", "risk", "--test", "harness"]).expect("the risk example builds")
+    })
+}
+
+/// A redis-server of the test's own on a free port, nothing persisted;
+/// stopped on drop.
+struct ThrowawayRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ThrowawayRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            Command::new("redis-cli")
+                .args(["-u", &server.url, "PING"])
+                .output()
+                .is_ok_and(|output| output.stdout.starts_with(b"PONG"))
+        });
+        assert!(up, "the throwaway redis-server did not start");
+        server
+    }
+
+    /// The `verily:*` keys of database 0, sorted.
+    fn verily_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = crate::redis::cli(&self.url, 0, &["KEYS", "verily:*"])
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for ThrowawayRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 11 on a URL Redis: the risk example's harness killed with
+/// SIGKILL mid-test, then another run SIGTERMed mid-test at once (well
+/// within the claims' 30 s TTL), then one normal run: no `verily:*` key and
+/// no key in any database but 0 is left, and the user's key in database 0
+/// is intact. The killed run's claims go because its connection is gone
+/// (`CLIENT LIST`), not because their TTL lapsed.
+#[verily::test(category = "e2e", timeout = "5m")]
+fn killed_runs_on_a_url_redis_leave_no_claim_or_key() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        verily::skip("redis-server is not installed");
+    }
+    let binary = risk();
+    let redis = ThrowawayRedis::start();
+    crate::redis::cli(&redis.url, 0, &["SET", "user:config", "keep me"]);
+    let dirs = PrivateDirs::new("chaos-redis");
+    let mut env = dirs.env(false);
+    env.push(("VERILY_REDIS".to_owned(), "url".to_owned()));
+    env.push(("VERILY_REDIS_URL".to_owned(), redis.url.clone()));
+    let args = ["--test-threads", "2"];
+
+    let mut killed_at = None;
+    for (signal, name) in [(libc::SIGKILL, "SIGKILL"), (libc::SIGTERM, "SIGTERM")] {
+        let mut caught = None;
+        for _ in 0..5 {
+            let before = redis.verily_keys();
+            let mut harness = leftovers::spawn(binary, &args, &env);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            // Mid-test: the run holds a claim of its own.
+            let reached = loop {
+                if redis
+                    .verily_keys()
+                    .iter()
+                    .any(|key| key.starts_with("verily:lease:") && !before.contains(key))
+                {
+                    break true;
+                }
+                if harness.try_wait().ok().flatten().is_some() {
+                    break false;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: no claim: {}",
+                    leftovers::stderr_of(&mut harness)
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            if reached {
+                leftovers::signal(&harness, signal);
+                caught = Some(harness);
+                break;
+            }
+            let _ = harness.wait();
+        }
+        let mut harness = caught.unwrap_or_else(|| panic!("{name}: every run finished first"));
+        let status = leftovers::wait_with_limit(&mut harness, Duration::from_secs(30));
+        let stderr = leftovers::stderr_of(&mut harness);
+        let expected = (signal != libc::SIGKILL).then_some(128 + signal);
+        assert_eq!(
+            status.and_then(|status| status.code()),
+            expected,
+            "{name}: {status:?}\n{stderr}"
+        );
+        if signal == libc::SIGKILL {
+            killed_at = Some(Instant::now());
+            assert!(
+                redis
+                    .verily_keys()
+                    .iter()
+                    .any(|key| key.starts_with("verily:lease:")),
+                "the killed run left no claim to remove"
+            );
+        }
+    }
+
+    let normal = crate::support::run_with_env(
+        binary,
+        &["--exact", "risk::reads_counters_written_by_another_client"],
+        &env.iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(normal.code, 0, "{}\n{}", normal.stdout, normal.stderr);
+    // Within the TTL of the killed run's claims: they went because their
+    // run is gone, not because they lapsed.
+    let since = killed_at.expect("a run was killed").elapsed();
+    assert!(
+        since < Duration::from_secs(25),
+        "took {since:?} since the kill"
+    );
+
+    assert_eq!(redis.verily_keys(), Vec::<String>::new());
+    for database in 1..16 {
+        assert_eq!(
+            crate::redis::cli(&redis.url, database, &["DBSIZE"]),
+            "0",
+            "database {database} was left with keys"
+        );
+    }
+    assert_eq!(
+        crate::redis::cli(&redis.url, 0, &["GET", "user:config"]),
+        "keep me"
+    );
+}
