@@ -356,7 +356,11 @@ fn killed_runs_on_a_url_server_leave_no_database_or_session() {
     assert_eq!(
         vy_databases(&server),
         ["vy_deadbeefdeadbeef"],
-        "left on the server by {killed:?}"
+        "left on the server (before the normal run: {killed:?}; marks: {})\n{}",
+        server.psql(
+            "SELECT string_agg(datname || '=' || coalesce(shobj_description(oid, 'pg_database'), '-'), ', ') FROM pg_database"
+        ),
+        normal.stderr
     );
     let sessions = server
         .psql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'verily run %'");
