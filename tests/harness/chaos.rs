@@ -461,6 +461,7 @@ fn killed_runs_on_a_url_redis_leave_no_claim_or_key() {
         verily::skip("redis-server is not installed");
     }
     let binary = risk();
+    let started = Instant::now();
     let redis = ThrowawayRedis::start();
     crate::redis::cli(&redis.url, 0, &["SET", "user:config", "keep me"]);
     let dirs = PrivateDirs::new("chaos-redis");
@@ -551,4 +552,7 @@ fn killed_runs_on_a_url_redis_leave_no_claim_or_key() {
         crate::redis::cli(&redis.url, 0, &["GET", "user:config"]),
         "keep me"
     );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(90), "took {took:?}");
+    eprintln!("chaos on a URL Redis: {took:?}");
 }
