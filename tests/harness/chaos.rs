@@ -221,3 +221,338 @@ fn containers_of(owners: &[u32]) -> Vec<String> {
     }
     found
 }
+
+/// What a run on a URL server has made, as its databases show it.
+#[derive(Debug, Clone, Copy)]
+enum UrlMoment {
+    /// The run's template exists (migrations applied or being applied).
+    Template,
+    /// A test's clone exists: tests are running.
+    MidTest,
+}
+
+impl UrlMoment {
+    /// Whether a database not in `before` shows this moment.
+    fn reached(self, now: &[String], before: &[String]) -> bool {
+        now.iter()
+            .filter(|name| !before.contains(name))
+            .any(|name| match self {
+                UrlMoment::Template => name.ends_with("_template"),
+                UrlMoment::MidTest => name
+                    .rsplit_once('_')
+                    .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit())),
+            })
+    }
+}
+
+/// The `vy_` databases on the server, sorted.
+fn vy_databases(server: &crate::postgres::Server) -> Vec<String> {
+    let mut names: Vec<String> = server
+        .psql("SELECT datname FROM pg_database WHERE datname LIKE 'vy\\_%'")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 11 on a URL server: the operations example's harness killed with
+/// SIGKILL, SIGTERM and SIGINT once its template exists and mid-test, then
+/// one normal run: no database of the framework's and no session of its
+/// runs is left on the server, and a user's `vy_...` database keeps its
+/// data.
+#[verily::test(category = "e2e", timeout = "5m")]
+fn killed_runs_on_a_url_server_leave_no_database_or_session() {
+    let binary = operations();
+    let started = Instant::now();
+    let server = crate::postgres::Server::start();
+    server.psql("CREATE DATABASE vy_deadbeefdeadbeef");
+    let user = server.url.replace("/postgres?", "/vy_deadbeefdeadbeef?");
+    let psql = server.cluster.binaries.dir.join("psql");
+    let made = Command::new(&psql)
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &user, "-c"])
+        .arg("CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (7)")
+        .output()
+        .expect("psql runs");
+    assert!(made.status.success(), "{made:?}");
+
+    // Per-test servers, were any started, stay in directories of ours.
+    let dirs = PrivateDirs::new("chaos-url");
+    let mut env = dirs.env(false);
+    env.push(("VERILY_POSTGRES".to_owned(), "url".to_owned()));
+    env.push(("VERILY_DATABASE_URL".to_owned(), server.url.clone()));
+    // One test at a time: the run lasts long enough to be caught mid-test.
+    let args = ["--skip", "outages", "--test-threads", "1"];
+    for moment in [UrlMoment::Template, UrlMoment::MidTest] {
+        // SIGKILL last: what the last one leaves is the normal run's to
+        // remove (each run's start sweeps the dead runs before it).
+        for (signal, name) in [
+            (libc::SIGTERM, "SIGTERM"),
+            (libc::SIGINT, "SIGINT"),
+            (libc::SIGKILL, "SIGKILL"),
+        ] {
+            // A run can finish before the poll sees the moment: try again.
+            let mut caught = None;
+            for _ in 0..5 {
+                let before = vy_databases(&server);
+                let mut harness = leftovers::spawn(binary, &args, &env);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let reached = loop {
+                    if moment.reached(&vy_databases(&server), &before) {
+                        break true;
+                    }
+                    if harness.try_wait().ok().flatten().is_some() {
+                        break false;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{moment:?}: never reached: {}",
+                        leftovers::stderr_of(&mut harness)
+                    );
+                };
+                if reached {
+                    leftovers::signal(&harness, signal);
+                    caught = Some((harness, before));
+                    break;
+                }
+                let _ = harness.wait();
+            }
+            let (mut harness, before) =
+                caught.unwrap_or_else(|| panic!("{moment:?}: every run finished first"));
+            let status = leftovers::wait_with_limit(&mut harness, Duration::from_secs(30));
+            let stderr = leftovers::stderr_of(&mut harness);
+            let expected = (signal != libc::SIGKILL).then_some(128 + signal);
+            assert_eq!(
+                status.and_then(|status| status.code()),
+                expected,
+                "{moment:?} {name}: {status:?}\n{stderr}"
+            );
+            // A signal it handles drops the run's own databases on its way out.
+            if signal != libc::SIGKILL {
+                let own: Vec<String> = vy_databases(&server)
+                    .into_iter()
+                    .filter(|name| !before.contains(name))
+                    .collect();
+                assert_eq!(own, Vec::<String>::new(), "{moment:?} {name}\n{stderr}");
+            }
+        }
+    }
+    // The last SIGKILLed run left its databases for the normal run.
+    let killed = vy_databases(&server);
+    assert!(
+        killed.len() > 1,
+        "the killed runs left nothing to sweep: {killed:?}"
+    );
+
+    let normal = crate::support::run_with_env(
+        binary,
+        &["--exact", "harness::create_operation_writes_a_row"],
+        &env.iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(normal.code, 0, "{}\n{}", normal.stdout, normal.stderr);
+
+    assert_eq!(
+        vy_databases(&server),
+        ["vy_deadbeefdeadbeef"],
+        "left on the server (before the normal run: {killed:?}; marks: {})\n{}",
+        server.psql(
+            "SELECT string_agg(datname || '=' || coalesce(shobj_description(oid, 'pg_database'), '-'), ', ') FROM pg_database"
+        ),
+        normal.stderr
+    );
+    let sessions = server
+        .psql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'verily run %'");
+    assert_eq!(sessions.trim(), "0", "sessions of verily runs are left");
+    let rows = Command::new(&psql)
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &user,
+            "-c",
+            "SELECT id FROM accounts",
+        ])
+        .output()
+        .expect("psql runs");
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "7");
+    assert_eq!(dirs.leftover_files(), Vec::<String>::new());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(90), "took {took:?}");
+    eprintln!("chaos on a URL server: {took:?}");
+}
+
+/// The risk example's harness (its tests use Redis), built once.
+fn risk() -> &'static Path {
+    static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        build_test_binary(&["-p", "risk", "--test", "harness"]).expect("the risk example builds")
+    })
+}
+
+/// A redis-server of the test's own on a free port, nothing persisted;
+/// stopped on drop.
+struct ThrowawayRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ThrowawayRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            Command::new("redis-cli")
+                .args(["-u", &server.url, "PING"])
+                .output()
+                .is_ok_and(|output| output.stdout.starts_with(b"PONG"))
+        });
+        assert!(up, "the throwaway redis-server did not start");
+        server
+    }
+
+    /// The `verily:*` keys of database 0, sorted.
+    fn verily_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = crate::redis::cli(&self.url, 0, &["KEYS", "verily:*"])
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for ThrowawayRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 11 on a URL Redis: the risk example's harness killed with
+/// SIGKILL mid-test, then another run SIGTERMed mid-test at once (well
+/// within the claims' 30 s TTL), then one normal run: no `verily:*` key and
+/// no key in any database but 0 is left, and the user's key in database 0
+/// is intact. The killed run's claims go because its connection is gone
+/// (`CLIENT LIST`), not because their TTL lapsed.
+#[verily::test(category = "e2e", timeout = "5m")]
+fn killed_runs_on_a_url_redis_leave_no_claim_or_key() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        verily::skip("redis-server is not installed");
+    }
+    let binary = risk();
+    let started = Instant::now();
+    let redis = ThrowawayRedis::start();
+    crate::redis::cli(&redis.url, 0, &["SET", "user:config", "keep me"]);
+    let dirs = PrivateDirs::new("chaos-redis");
+    let mut env = dirs.env(false);
+    env.push(("VERILY_REDIS".to_owned(), "url".to_owned()));
+    env.push(("VERILY_REDIS_URL".to_owned(), redis.url.clone()));
+    let args = ["--test-threads", "2"];
+
+    let mut killed_at = None;
+    for (signal, name) in [(libc::SIGKILL, "SIGKILL"), (libc::SIGTERM, "SIGTERM")] {
+        let mut caught = None;
+        for _ in 0..5 {
+            let before = redis.verily_keys();
+            let mut harness = leftovers::spawn(binary, &args, &env);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            // Mid-test: the run holds a claim of its own.
+            let reached = loop {
+                if redis
+                    .verily_keys()
+                    .iter()
+                    .any(|key| key.starts_with("verily:lease:") && !before.contains(key))
+                {
+                    break true;
+                }
+                if harness.try_wait().ok().flatten().is_some() {
+                    break false;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: no claim: {}",
+                    leftovers::stderr_of(&mut harness)
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            if reached {
+                leftovers::signal(&harness, signal);
+                caught = Some(harness);
+                break;
+            }
+            let _ = harness.wait();
+        }
+        let mut harness = caught.unwrap_or_else(|| panic!("{name}: every run finished first"));
+        let status = leftovers::wait_with_limit(&mut harness, Duration::from_secs(30));
+        let stderr = leftovers::stderr_of(&mut harness);
+        let expected = (signal != libc::SIGKILL).then_some(128 + signal);
+        assert_eq!(
+            status.and_then(|status| status.code()),
+            expected,
+            "{name}: {status:?}\n{stderr}"
+        );
+        if signal == libc::SIGKILL {
+            killed_at = Some(Instant::now());
+            assert!(
+                redis
+                    .verily_keys()
+                    .iter()
+                    .any(|key| key.starts_with("verily:lease:")),
+                "the killed run left no claim to remove"
+            );
+        }
+    }
+
+    let normal = crate::support::run_with_env(
+        binary,
+        &["--exact", "risk::reads_counters_written_by_another_client"],
+        &env.iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(normal.code, 0, "{}\n{}", normal.stdout, normal.stderr);
+    // Within the TTL of the killed run's claims: they went because their
+    // run is gone, not because they lapsed.
+    let since = killed_at.expect("a run was killed").elapsed();
+    assert!(
+        since < Duration::from_secs(25),
+        "took {since:?} since the kill"
+    );
+
+    assert_eq!(redis.verily_keys(), Vec::<String>::new());
+    for database in 1..16 {
+        assert_eq!(
+            crate::redis::cli(&redis.url, database, &["DBSIZE"]),
+            "0",
+            "database {database} was left with keys"
+        );
+    }
+    assert_eq!(
+        crate::redis::cli(&redis.url, 0, &["GET", "user:config"]),
+        "keep me"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(90), "took {took:?}");
+    eprintln!("chaos on a URL Redis: {took:?}");
+}

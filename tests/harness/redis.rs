@@ -168,7 +168,7 @@ async fn url_source_uses_only_empty_databases_and_leaves_the_rest_alone() {
 }
 
 /// `redis-cli` on `database` of the server at `url`; its output, trimmed.
-fn cli(url: &str, database: u32, args: &[&str]) -> String {
+pub(crate) fn cli(url: &str, database: u32, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
         .args(["-u", &format!("{url}/{database}")])
         .args(args)
@@ -240,7 +240,8 @@ async fn a_killed_runs_lapsed_claims_are_removed_by_the_next_run() {
     // What a killed run leaves once its claim's TTL has passed.
     cli(&url, 0, &["SET", "verily:owner:40", "4242-1"]);
     cli(&url, 40, &["SET", "cache:left", "by a killed run"]);
-    // A live run's claim, refreshed by that run.
+    // A live run's claim, refreshed by that run, which is connected.
+    let mut live = named_connection(&url, "verily-run-4343-1");
     cli(
         &url,
         0,
@@ -267,4 +268,28 @@ async fn a_killed_runs_lapsed_claims_are_removed_by_the_next_run() {
         "the killed run's keys stayed"
     );
     assert_eq!(cli(&url, 41, &["KEYS", "*"]), "cache:live");
+    let _ = live.kill();
+    let _ = live.wait();
+}
+
+/// A `redis-cli` session to `url` named `name`, open until killed: a run's
+/// connection as `CLIENT LIST` shows it.
+pub(crate) fn named_connection(url: &str, name: &str) -> std::process::Child {
+    use std::io::Write;
+    let mut session = Command::new("redis-cli")
+        .args(["-u", url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli runs");
+    let mut stdin = session.stdin.take().expect("piped");
+    writeln!(stdin, "CLIENT SETNAME {name}").expect("redis-cli reads");
+    // Kept open with the child: redis-cli ends at the end of its input.
+    session.stdin = Some(stdin);
+    let named = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cli(url, 0, &["CLIENT", "LIST"]).contains(&format!("name={name} "))
+    });
+    assert!(named, "the named session did not connect");
+    session
 }

@@ -175,6 +175,8 @@ impl Infrastructure {
             stopping.spawn(async move { slot.shutdown(keep).await });
         }
         while stopping.join_next().await.is_some() {}
+        // A signal during PostgreSQL's start: the template it was making.
+        postgres::template::abandon_preparation().await;
     }
 }
 

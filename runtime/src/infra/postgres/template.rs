@@ -151,6 +151,9 @@ impl Databases {
 
         let template = format!("{run}_template");
         let schema = Schema::load(config).await?;
+        // Until `Self` exists (it drops the template in `shutdown`), a
+        // signal's teardown finds the template here.
+        *preparing() = Some((admin.clone(), template.clone()));
         execute(&admin, &format!("CREATE DATABASE {}", quote(&template))).await?;
         mark(&admin, &template, &own).await?;
         let migrations = schema.apply(&server.clone().database(&template)).await;
@@ -162,6 +165,7 @@ impl Databases {
                     &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&template)),
                 )
                 .await;
+                *preparing() = None;
                 return Err(error);
             }
         };
@@ -200,6 +204,7 @@ impl Databases {
                 sender.clone(),
             ));
         }
+        *preparing() = None;
         Ok(Self {
             server,
             url_pattern,
@@ -435,6 +440,28 @@ impl Counts {
             reasons.join(", ")
         )
     }
+}
+
+/// The template of a run whose `prepare` has not returned yet, with the
+/// pool that made it.
+fn preparing() -> std::sync::MutexGuard<'static, Option<(PgPool, String)>> {
+    static PREPARING: std::sync::Mutex<Option<(PgPool, String)>> = std::sync::Mutex::new(None);
+    PREPARING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// For the teardown: drops the template of a `prepare` that a signal cut
+/// short (no clone of it exists yet); nothing once `prepare` returned.
+pub async fn abandon_preparation() {
+    let Some((admin, template)) = preparing().take() else {
+        return;
+    };
+    let _ = execute(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&template)),
+    )
+    .await;
 }
 
 /// The template's state, read on a session of its own that is closed

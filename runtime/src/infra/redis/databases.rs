@@ -58,6 +58,11 @@ fn claim_key(database: u32) -> String {
     format!("verily:lease:{database}")
 }
 
+/// The name of a run's connection, as `CLIENT LIST` shows it.
+fn client_name(run: &str) -> String {
+    format!("verily-run-{run}")
+}
+
 fn owner_key(database: u32) -> String {
     format!("verily:owner:{database}")
 }
@@ -179,8 +184,65 @@ impl Databases {
         Ok(true)
     }
 
+    /// On a shared server: names the run's admin connection
+    /// `verily-run-<run>`, the run id its claims and owner records hold, so
+    /// that another run can see in `CLIENT LIST` whether this one lives.
+    pub async fn name_connection(&self) {
+        if self.ownership == Ownership::Run {
+            return;
+        }
+        let mut admin = self.admin.clone();
+        let _: Result<(), _> = ::redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(client_name(&self.run))
+            .query_async(&mut admin)
+            .await;
+    }
+
+    /// The runs with a connection to the server now, by the names
+    /// `name_connection` gives; `None` when `CLIENT LIST` is refused (an
+    /// ACL), and then only lapsed claims are dead.
+    async fn live_runs(&self) -> Option<BTreeSet<String>> {
+        let mut admin = self.admin.clone();
+        let list: String = ::redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut admin)
+            .await
+            .ok()?;
+        Some(
+            list.lines()
+                .flat_map(str::split_whitespace)
+                .filter_map(|field| field.strip_prefix("name=verily-run-"))
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// Drops the claim on `database` when the run that holds it has no
+    /// connection to the server (it was killed): the claim need not lapse.
+    /// Only that run's claim goes, compared and deleted in one script.
+    async fn release_dead_claim(&self, database: u32, live: &BTreeSet<String>) {
+        let mut admin = self.admin.clone();
+        let Ok(Some(holder)) = admin.get::<_, Option<String>>(claim_key(database)).await else {
+            return;
+        };
+        if holder == self.run || live.contains(&holder) {
+            return;
+        }
+        let _: Result<i64, _> = ::redis::cmd("EVAL")
+            .arg(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            )
+            .arg(1)
+            .arg(claim_key(database))
+            .arg(&holder)
+            .query_async(&mut admin)
+            .await;
+    }
+
     /// On a shared server: removes what killed runs left once their claims
-    /// lapsed (a run refreshes its claims while it lives): the owner record
+    /// lapsed (a run refreshes its claims while it lives), or at once when
+    /// their run has no connection left (`CLIENT LIST`): the owner record
     /// of a database nobody claims, and that database's keys. A database a
     /// live run claims, or that holds keys without a verily owner, is left.
     pub async fn remove_lapsed_claims(&self) {
@@ -197,6 +259,7 @@ impl Databases {
                 owners.push(key);
             }
         }
+        let live = self.live_runs().await;
         for owner in owners {
             let Some(database) = owner
                 .strip_prefix("verily:owner:")
@@ -205,6 +268,9 @@ impl Databases {
             else {
                 continue;
             };
+            if let Some(live) = &live {
+                self.release_dead_claim(database, live).await;
+            }
             // Claimed for a moment, as a test's would be: flushed when it
             // holds a dead run's keys; a live run's claim makes it fail.
             if matches!(self.claim(database).await, Ok(true)) {

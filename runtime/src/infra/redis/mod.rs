@@ -348,6 +348,7 @@ async fn prepare(server: &Server, base_url: &str) -> Result<Databases, InfraErro
         }
     };
     let databases = Databases::new(admin, ownership, range);
+    databases.name_connection().await;
     databases.remove_lapsed_claims().await;
     Ok(databases)
 }
