@@ -38,12 +38,7 @@ fn cluster_roots() -> Vec<PathBuf> {
         roots.extend(
             entries
                 .filter_map(Result::ok)
-                .filter(|entry| {
-                    entry
-                        .file_name()
-                        .to_string_lossy()
-                        .starts_with("verily")
-                })
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("verily"))
                 .map(|entry| entry.path()),
         );
     }
@@ -61,6 +56,18 @@ pub fn snapshot() -> Snapshot {
         }
     }
     Snapshot { entries }
+}
+
+/// The lock files of the cluster nextest's processes share
+/// (`shared-<key>.clients`, `shared-<key>.start`): empty, and kept on
+/// purpose, since removing a file another process may hold a lock on would
+/// let two keepers start (the README's nextest section says so). Anything
+/// else the keeper made (its address, its log, its cluster) must go.
+fn kept_on_purpose(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|name| name.to_string_lossy()) else {
+        return false;
+    };
+    name.starts_with("shared-") && (name.ends_with(".clients") || name.ends_with(".start"))
 }
 
 /// A process that is the driver's child though the driver did not start
@@ -145,6 +152,7 @@ impl Leftovers {
             let dirs: Vec<PathBuf> = snapshot()
                 .entries
                 .difference(&before.entries)
+                .filter(|dir| !kept_on_purpose(dir))
                 .filter(|dir| {
                     !users_of(dir)
                         || processes

@@ -97,13 +97,7 @@ impl Report {
     /// The table as Markdown with padded columns, readable as plain text.
     pub fn render(&self) -> String {
         let header = [
-            "#",
-            "measure",
-            "verily",
-            "peer",
-            "ratio",
-            "target",
-            "result",
+            "#", "measure", "verily", "peer", "ratio", "target", "result",
         ];
         let rows: Vec<[String; 7]> = self
             .lines
@@ -144,7 +138,9 @@ impl Report {
             line(&mut out, row);
         }
         if !self.raw.is_empty() {
-            out.push_str("\nRaw values, every measured run in order (verily and peer runs alternate):\n\n");
+            out.push_str(
+                "\nRaw values, every measured run in order (verily and peer runs alternate):\n\n",
+            );
             for raw in &self.raw {
                 let _ = writeln!(out, "- {}. {}: {}", raw.row, raw.label, raw.values);
             }

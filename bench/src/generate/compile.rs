@@ -39,9 +39,7 @@ pub fn write(workspace: &Workspace, modules: usize) -> Result<(PathBuf, PathBuf)
 
     let mut verily_files = vec![(
         "tests/harness/main.rs".to_owned(),
-        format!(
-            "//! The verily side of the compile-time benchmark.\n\nverily::main!();\n\n{mods}"
-        ),
+        format!("//! The verily side of the compile-time benchmark.\n\nverily::main!();\n\n{mods}"),
     )];
     let mut plain_files = vec![
         (
@@ -91,11 +89,7 @@ fn module(m: usize, verily: bool) -> String {
          use std::fmt;\nuse std::str::FromStr;\nuse std::sync::Arc;\n\n\
          use serde::{{Deserialize, Serialize}};\n{}\n\
          pub struct Repository;\npub struct Metrics;\npub struct Clock;",
-        if verily {
-            "use sqlx::PgPool;\n"
-        } else {
-            ""
-        }
+        if verily { "use sqlx::PgPool;\n" } else { "" }
     );
     for u in 0..UNITS {
         unit(&mut out, m, u, verily);

@@ -14,10 +14,7 @@ pub fn write(workspace: &Workspace, n: usize) -> Result<(PathBuf, PathBuf), Benc
     let mut libtest = String::new();
     for i in 0..n {
         let body = format!("fn t{i}() {{ assert_eq!({i} % 7, {}); }}\n", i % 7);
-        let _ = write!(
-            verily,
-            "#[verily::test(category = \"smoke\")]\n{body}"
-        );
+        let _ = write!(verily, "#[verily::test(category = \"smoke\")]\n{body}");
         let _ = write!(libtest, "#[test]\n{body}");
     }
     let verily = workspace.write(CrateSpec {

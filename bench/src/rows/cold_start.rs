@@ -63,9 +63,7 @@ fn verily_one(
         .args(["--exact", "harness::t0", "--format", "json"]);
     let outcome = measure::run(&mut command, watch)?;
     if env.contains(&("VERILY_POSTGRES", "docker")) {
-        bench
-            .leftovers
-            .check_docker("verily (docker)", outcome.pid);
+        bench.leftovers.check_docker("verily (docker)", outcome.pid);
     } else {
         bench.leftovers.check_local(
             "verily (local cluster)",
@@ -79,7 +77,12 @@ fn verily_one(
     Ok((outcome, ready))
 }
 
-fn local(bench: &mut Bench, runs: usize, verily_exe: &Path, sqlx_exe: &Path) -> Result<(), BenchError> {
+fn local(
+    bench: &mut Bench,
+    runs: usize,
+    verily_exe: &Path,
+    sqlx_exe: &Path,
+) -> Result<(), BenchError> {
     // Caches on the temp dir's file system, as ~/.cache would be on disk.
     let mut caches: Vec<PathBuf> = Vec::new();
     let new_cache = |caches: &mut Vec<PathBuf>| -> Result<PathBuf, BenchError> {
@@ -106,7 +109,8 @@ fn local(bench: &mut Bench, runs: usize, verily_exe: &Path, sqlx_exe: &Path) -> 
                     ("VERILY_CACHE_DIR", cache_str.as_str()),
                 ];
                 filled = Some(cache_str.clone());
-                verily_one(bench, verily_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), o.foreign))
+                verily_one(bench, verily_exe, &env, &watch)
+                    .map(|(o, ready)| ((o.wall, ready), o.foreign))
             })?);
             let cache_str = filled.expect("the empty-cache run made a cache");
             let env = [
@@ -114,7 +118,8 @@ fn local(bench: &mut Bench, runs: usize, verily_exe: &Path, sqlx_exe: &Path) -> 
                 ("VERILY_CACHE_DIR", cache_str.as_str()),
             ];
             warm.push(measured("cold start, warm cache", &mut disturbed, || {
-                verily_one(bench, verily_exe, &env, &watch).map(|(o, ready)| ((o.wall, ready), o.foreign))
+                verily_one(bench, verily_exe, &env, &watch)
+                    .map(|(o, ready)| ((o.wall, ready), o.foreign))
             })?);
             peer.push(measured(
                 "cold start, initdb by hand",

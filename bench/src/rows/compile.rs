@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::generate::compile::{self, VERILY_CRATE, PLAIN_CRATE, TESTS_PER_MODULE};
+use crate::generate::compile::{self, PLAIN_CRATE, TESTS_PER_MODULE, VERILY_CRATE};
 use crate::measure::{self, Watch, measured, median};
 use crate::table::{Line, secs, times};
 use crate::{Bench, BenchError, cargo};

@@ -86,7 +86,9 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
             ),
             (&["--exact", &verily_exact], &["--exact", &lt_exact]),
         ];
-        for ((verily_args, lt_args), (verily_times, lt_times)) in measures.into_iter().zip(all.iter_mut()) {
+        for ((verily_args, lt_args), (verily_times, lt_times)) in
+            measures.into_iter().zip(all.iter_mut())
+        {
             // Alternate which goes first, so neither always runs on a warmer cache.
             if round % 2 == 0 {
                 verily_times.push(time(&verily_exe, verily_args)?);

@@ -80,12 +80,9 @@ fn measure_suites(
         let outcome = measure::run(&mut command, &watch)?;
         let durations = super::verily_passed(&outcome, n)?;
         let (_, _, migrated) = super::harness_timings(&outcome.stderr)?;
-        bench.leftovers.check_databases(
-            "verily",
-            outcome.pid,
-            &databases,
-            &cluster.databases()?,
-        );
+        bench
+            .leftovers
+            .check_databases("verily", outcome.pid, &databases, &cluster.databases()?);
         Ok((suite_run(&outcome, durations, migrated), outcome.foreign))
     };
     let run_sqlx = |bench: &mut Bench| -> Result<(SuiteRun, Option<f64>), BenchError> {
@@ -124,11 +121,9 @@ fn measure_suites(
         };
         for verily in order {
             if verily {
-                verily_runs.push(measured(
-                    "persistence, verily",
-                    &mut disturbed,
-                    || run_verily(bench),
-                )?);
+                verily_runs.push(measured("persistence, verily", &mut disturbed, || {
+                    run_verily(bench)
+                })?);
             } else {
                 sqlx_runs.push(measured(
                     "persistence, #[sqlx::test]",
@@ -178,11 +173,7 @@ fn measure_suites(
         .flat_map(|r| r.durations.iter().copied())
         .collect();
     report.lines.push(
-        Line::new(
-            ROW,
-            "  verily test duration, median / p90 (json report)",
-        )
-        .verily(format!(
+        Line::new(ROW, "  verily test duration, median / p90 (json report)").verily(format!(
             "{:.1} / {:.1} ms",
             median(&durations) * 1000.0,
             percentile(&durations, 0.9) * 1000.0
@@ -190,11 +181,8 @@ fn measure_suites(
     );
     let migrated: Vec<f64> = verily_runs.iter().map(|r| r.migrated).collect();
     report.lines.push(
-        Line::new(
-            ROW,
-            "  verily: template migrated once per run (stderr)",
-        )
-        .verily(secs(median(&migrated))),
+        Line::new(ROW, "  verily: template migrated once per run (stderr)")
+            .verily(secs(median(&migrated))),
     );
     report.raw(
         ROW,
