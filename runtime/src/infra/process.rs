@@ -150,3 +150,18 @@ fn signal_on_parent_death(signal: libc::c_int) -> std::io::Result<()> {
 fn signal_on_parent_death(_signal: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
+
+/// The processes listed in `/proc` for which `keep(pid, /proc/<pid>)` holds.
+#[cfg(target_os = "linux")]
+pub(crate) fn processes_where(mut keep: impl FnMut(u32, &Path) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            keep(pid, &entry.path()).then_some(pid)
+        })
+        .collect()
+}

@@ -435,16 +435,7 @@ fn remove_unattached_segment(_id: i32) -> bool {
 /// directory) or name it on their command line (initdb, `cp`).
 #[cfg(target_os = "linux")]
 pub(crate) fn processes_touching(dir: &Path) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            still_touching(pid, dir).then_some(pid)
-        })
-        .collect()
+    process::processes_where(|pid, _| still_touching(pid, dir))
 }
 
 #[cfg(target_os = "linux")]

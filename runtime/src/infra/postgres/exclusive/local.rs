@@ -412,20 +412,13 @@ pub(crate) fn free_port() -> Result<u16, InfraError> {
 /// auxiliary processes.
 #[cfg(target_os = "linux")]
 pub(crate) fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+    let ppid = |proc: &std::path::Path| -> Option<u32> {
+        let stat = fs::read_to_string(proc.join("stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+        let after = stat.get(stat.rfind(')')? + 1..)?;
+        after.split_whitespace().nth(1)?.parse().ok()
     };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-            // `pid (comm) state ppid ...`; comm may hold spaces and parens.
-            let after = stat.get(stat.rfind(')')? + 1..)?;
-            let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
+    process::processes_where(|_, proc| ppid(proc) == Some(parent))
 }
 
 #[cfg(not(target_os = "linux"))]
