@@ -470,7 +470,6 @@ fn still_touching(pid: u32, _dir: &Path) -> bool {
 mod tests {
     use std::path::PathBuf;
     use std::process::Command;
-    use std::time::{Duration, Instant};
 
     use super::{Owner, Places, sweep};
 
@@ -610,19 +609,18 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_with_nothing_dead_touches_nothing_and_is_cheap() {
+    // What a sweep costs is a figure for the bench, not an assertion that
+    // fails on a slow machine.
+    fn a_sweep_with_nothing_dead_touches_nothing() {
         let scratch = Scratch::new("cheap");
         let places = scratch.places();
         for n in 0..20 {
             let name = format!("exclusive-{}-{n}", super::owner_tag());
             std::fs::create_dir_all(places.runtime_root.join(name)).unwrap();
         }
-        let started = Instant::now();
         let swept = sweep(&places);
-        let took = started.elapsed();
         assert_eq!(swept, Default::default());
         assert_eq!(std::fs::read_dir(&places.runtime_root).unwrap().count(), 20);
-        assert!(took < Duration::from_millis(100), "{took:?}");
     }
 
     #[test]
