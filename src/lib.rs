@@ -80,13 +80,14 @@ pub mod __private {
     };
 
     #[cfg(feature = "testing")]
-    pub use verily_runtime::{
-        Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, enums,
-        enums::DeclaredEnum, inventory, persist, runner::TestFuture,
+    pub use verily_runtime::__private::{
+        DeclaredEnum, TestDescriptor, TestFuture, enums, inventory, persist,
     };
+    #[cfg(feature = "testing")]
+    pub use verily_runtime::{Db, Failure, Fixture, Needs, TestContext, TestResult};
 
     #[cfg(feature = "linkme")]
-    pub use verily_runtime::{linkme, registry::TESTS};
+    pub use verily_runtime::__private::{TESTS, linkme};
 
     #[cfg(feature = "testing")]
     pub use verily_runtime::main_with as harness_main;

@@ -13,60 +13,84 @@ compile_error!(
      without `testing`, build on every target."
 );
 
+// The layers, bottom to top: a module imports only from its own layer's
+// foundations and the layers below it (ARCHITECTURE.md; checked by
+// tests/harness/layers.rs).
+//
+// 0. foundations: category, duration, similar, hash, errors, model, panic, config
+// 1. infra: servers and what the run makes on them
+// 2. fixtures (what a test takes as parameters), checks (what generated tests verify)
+// 3. registry: the descriptors generated tests submit
+// 4. cli, 5. select, 6. report, 7. runner
+
+#[doc(hidden)]
 pub mod category;
+#[doc(hidden)]
 pub mod duration;
+#[doc(hidden)]
 pub mod similar;
 
 #[cfg(feature = "harness")]
-pub mod cli;
+#[doc(hidden)]
+pub mod checks;
 #[cfg(feature = "harness")]
-pub mod config;
+pub(crate) mod cli;
 #[cfg(feature = "harness")]
-pub mod db;
+pub(crate) mod config;
 #[cfg(feature = "harness")]
-pub mod enums;
+pub(crate) mod errors;
 #[cfg(feature = "harness")]
-pub mod errors;
+pub(crate) mod fixtures;
 #[cfg(feature = "harness")]
-pub mod fixture;
+pub(crate) mod hash;
 #[cfg(feature = "harness")]
+#[doc(hidden)]
 pub mod infra;
 #[cfg(feature = "harness")]
-pub mod persist;
-#[cfg(feature = "redis")]
-pub mod redis;
+pub(crate) mod model;
 #[cfg(feature = "harness")]
+pub(crate) mod panic;
+#[cfg(feature = "harness")]
+#[doc(hidden)]
 pub mod registry;
 #[cfg(feature = "harness")]
-pub mod report;
+pub(crate) mod report;
 #[cfg(feature = "harness")]
-pub mod runner;
+pub(crate) mod runner;
+#[cfg(feature = "harness")]
+pub(crate) mod select;
 
-#[cfg(feature = "redis")]
-pub use crate::redis::{Redis, RedisServer};
 #[cfg(feature = "harness")]
 pub use config::Config;
 #[cfg(feature = "harness")]
-pub use db::Db;
-#[cfg(feature = "harness")]
-pub use fixture::{Fixture, FixtureError, TestContext};
-#[cfg(feature = "harness")]
-pub use infra::InfraError;
+pub use fixtures::{Db, Fixture, FixtureError, TestContext};
+#[cfg(feature = "redis")]
+pub use fixtures::{Redis, RedisServer};
 #[cfg(feature = "harness")]
 pub use infra::postgres::exclusive::PgServer;
 #[cfg(feature = "harness")]
 pub use infra::proxy::{ProxyTarget, TcpProxy, Upstream};
 #[cfg(feature = "harness")]
-pub use registry::{Needs, TestDescriptor};
+pub use infra::{InfraError, Service};
 #[cfg(feature = "harness")]
-pub use runner::{Failure, TestResult, main, main_with, skip};
+pub use model::{Failure, Needs, TestResult};
+#[cfg(feature = "harness")]
+pub use panic::skip;
+#[cfg(feature = "harness")]
+pub use runner::{main, main_with};
 
+/// Not public API. Used by generated code and the facade.
 #[cfg(feature = "harness")]
 #[doc(hidden)]
-pub use inventory;
-#[cfg(feature = "linkme")]
-#[doc(hidden)]
-pub use linkme;
-#[cfg(feature = "harness")]
-#[doc(hidden)]
-pub use sqlx;
+pub mod __private {
+    pub use crate::checks::enums::DeclaredEnum;
+    pub use crate::checks::{enums, persist};
+    pub use crate::model::TestFuture;
+    #[cfg(feature = "linkme")]
+    pub use crate::registry::TESTS;
+    pub use crate::registry::TestDescriptor;
+    pub use inventory;
+    #[cfg(feature = "linkme")]
+    pub use linkme;
+    pub use sqlx;
+}

@@ -1,52 +1,10 @@
 //! The static description every generated test registers, and the two
 //! backends that collect them: `inventory` (default) and `linkme`.
 
-use std::fmt;
 use std::time::Duration;
 
-use crate::fixture::TestContext;
-use crate::runner::TestFuture;
-
-/// Infrastructure a test needs before its body can run. Known statically, so
-/// a run whose selected tests need nothing starts nothing.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Needs(u32);
-
-impl Needs {
-    /// No infrastructure.
-    pub const NONE: Needs = Needs(0);
-    /// A PostgreSQL server and a database of the test's own.
-    pub const POSTGRES: Needs = Needs(1);
-    /// A Redis server and a database of the test's own on it.
-    pub const REDIS: Needs = Needs(1 << 1);
-
-    const NAMES: [(Needs, &'static str); 2] =
-        [(Needs::POSTGRES, "postgres"), (Needs::REDIS, "redis")];
-
-    /// Both sets of needs.
-    pub const fn union(self, other: Needs) -> Needs {
-        Needs(self.0 | other.0)
-    }
-
-    /// Whether every need in `other` is in `self`.
-    pub const fn contains(self, other: Needs) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Names of the needs, for listings and reports.
-    pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Self::NAMES
-            .into_iter()
-            .filter(move |(need, _)| self.contains(*need))
-            .map(|(_, name)| name)
-    }
-}
-
-impl fmt::Debug for Needs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.names()).finish()
-    }
-}
+use crate::fixtures::TestContext;
+use crate::model::{Needs, TestFuture};
 
 /// Everything the harness knows about a test before running it.
 ///

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use crate::config::Config;
-use crate::fixture::FixtureError;
 
 /// Infrastructure that could not be provided; every test that needs it
 /// fails with this message, tests that need nothing still run.
@@ -153,10 +152,8 @@ impl Infrastructure {
     }
 
     /// PostgreSQL for this run, started (and migrated) on first call.
-    pub async fn postgres(&self) -> Result<Arc<postgres::Postgres>, FixtureError> {
-        self.service::<postgres::Postgres>()
-            .await
-            .map_err(|error| FixtureError::new(error.to_string()))
+    pub async fn postgres(&self) -> Result<Arc<postgres::Postgres>, InfraError> {
+        self.service::<postgres::Postgres>().await
     }
 
     /// Tears every started service down, all at once; with

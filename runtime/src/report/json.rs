@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::{Record, Reporter, Summary};
 use crate::registry::TestDescriptor;
-use crate::runner::select::Selection;
+use crate::select::Selection;
 
 /// Identifies the schema in the first event.
 pub const SCHEMA: &str = "verily/1";

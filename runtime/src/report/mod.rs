@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use crate::category;
 use crate::cli::{ColorChoice, Format, Options};
+use crate::model::Failure;
 use crate::registry::TestDescriptor;
-use crate::runner::Failure;
-use crate::runner::select::Selection;
+use crate::select::Selection;
 
 /// How one test ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::{Outcome, Record, Reporter, Summary, seconds};
 use crate::registry::TestDescriptor;
-use crate::runner::select::Selection;
+use crate::select::Selection;
 
 /// Writes to stdout, a line per test (pretty) or a character per test (terse).
 #[derive(Debug)]

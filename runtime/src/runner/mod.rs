@@ -1,16 +1,10 @@
 //! Runs the selected tests on a tokio runtime, in parallel up to
 //! `--test-threads`, each under its timeout, and reports as they finish.
 
-pub(crate) mod panic;
-pub mod select;
 mod signals;
 
-pub use panic::skip;
-
 use std::fmt;
-use std::future::Future;
 use std::io::Write;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,18 +12,14 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::cli::{self, Options};
 use crate::config::Config;
-use crate::fixture::{FixtureError, TestContext};
+use crate::fixtures::TestContext;
 use crate::infra::{Infrastructure, SharedInfrastructure};
+use crate::model::Failure;
+use crate::panic::{self, Caught};
 use crate::registry::{self, TestDescriptor};
 use crate::report::{self, Outcome, Record, Reporter};
-use select::Selection;
+use crate::select::{self, Selection};
 use signals::Signals;
-
-/// What a generated test function returns.
-pub type TestFuture<'a> = Pin<Box<dyn Future<Output = TestResult> + Send + 'a>>;
-
-/// The verdict of one test body.
-pub type TestResult = Result<(), Failure>;
 
 /// Timeout of a test that sets none, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -37,52 +27,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the end-of-run teardown may take before the harness exits
 /// anyway.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(60);
-
-/// Why a test failed: a message, and where, when known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// What went wrong, phrased for the person reading the report.
-    pub message: String,
-    /// `file:line[:column]` of the panic or of the test.
-    pub location: Option<String>,
-    /// The test skipped itself (see [`skip`]): not a failure.
-    pub skipped: bool,
-}
-
-impl Failure {
-    /// A failure with no location of its own; the report uses the test's.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            location: None,
-            skipped: false,
-        }
-    }
-
-    /// A test that stopped itself because it cannot run here.
-    pub fn skipped(reason: impl Into<String>) -> Self {
-        Self {
-            skipped: true,
-            ..Self::new(reason)
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(location) = &self.location {
-            write!(f, "\n  at {location}")?;
-        }
-        Ok(())
-    }
-}
-
-impl From<FixtureError> for Failure {
-    fn from(error: FixtureError) -> Self {
-        Failure::new(format!("fixture failed: {error}"))
-    }
-}
 
 /// The harness's `main`: parses `std::env::args`, runs, and exits with 0
 /// (all passed), 101 (a test failed) or 2 (bad command line).
@@ -305,16 +249,18 @@ async fn supervise(
 ) -> Record {
     let started = Instant::now();
     let mut task = tokio::spawn(async move {
-        let mut context = TestContext::new(test, infrastructure);
+        let mut context = TestContext::new(test.name, test.category, infrastructure);
         let result = panic::CatchPanic::new((test.run)(&mut context)).await;
         (context, result)
     });
     let (outcome, context) = match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok((context, Ok(())))) => (Outcome::Passed, Some(context)),
-        Ok(Ok((context, Err(failure)))) if failure.skipped => {
-            (Outcome::Skipped(failure.message), Some(context))
+        Ok(Ok((context, Ok(Ok(()))))) => (Outcome::Passed, Some(context)),
+        Ok(Ok((context, Ok(Err(failure)) | Err(Caught::Panicked(failure))))) => {
+            (Outcome::Failed(failure), Some(context))
         }
-        Ok(Ok((context, Err(failure)))) => (Outcome::Failed(failure), Some(context)),
+        Ok(Ok((context, Err(Caught::Skipped(reason))))) => {
+            (Outcome::Skipped(reason), Some(context))
+        }
         Ok(Err(join_error)) => (
             Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}"))),
             None,

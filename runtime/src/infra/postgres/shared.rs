@@ -40,9 +40,9 @@ use super::local::{self, Binaries, LocalCluster};
 use super::reset::Baseline;
 use super::template::{self, Schema, TestDatabase, quote};
 use crate::config::Config;
+use crate::hash::stable_hash;
 use crate::infra::InfraError;
 use crate::infra::process;
-use crate::runner::select::stable_hash;
 
 /// Set in the keeper's environment: the key of the cluster it keeps.
 const KEEPER: &str = "VERILY_SHARED_KEEPER";

@@ -680,7 +680,7 @@ impl Schema {
                 &migration.checksum[..]
             ));
         }
-        crate::runner::select::stable_hash(&text)
+        crate::hash::stable_hash(&text)
     }
 
     /// Applies the migrations to the template; returns how many.

@@ -25,10 +25,8 @@ use sqlx::{AssertSqlSafe, Connection, PgPool};
 
 use super::Source;
 use crate::config::{Config, Migrations};
-use crate::fixture::{Fixture, FixtureError, TestContext};
 use crate::infra::InfraError;
 use crate::infra::proxy::{ProxyTarget, TcpProxy, Upstream};
-use crate::registry::Needs;
 
 /// Password of the superuser `postgres` on every exclusive server.
 pub(crate) const PASSWORD: &str = "verily";
@@ -320,22 +318,6 @@ impl ProxyTarget for PgServer {
             proxy.ip(),
             proxy.port()
         )
-    }
-}
-
-impl Fixture for PgServer {
-    /// Nothing of the run's: the server is the test's own, started by this
-    /// fixture.
-    const NEEDS: Needs = Needs::NONE;
-
-    async fn setup(ctx: &mut TestContext) -> Result<Self, FixtureError> {
-        let started = Instant::now();
-        PgServer::new(ctx.config()).await.map_err(|error| {
-            FixtureError::new(format!(
-                "no PostgreSQL of the test's own (after {:.2} s): {error}",
-                started.elapsed().as_secs_f64()
-            ))
-        })
     }
 }
 

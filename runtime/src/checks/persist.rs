@@ -4,8 +4,8 @@
 
 use sqlx::Connection;
 
-use crate::db::{Db, count_on};
-use crate::runner::{Failure, TestResult};
+use crate::fixtures::db::{Db, count_on};
+use crate::model::{Failure, TestResult};
 
 /// One table's expectation, as the attribute wrote it.
 #[derive(Debug, Clone, Copy)]

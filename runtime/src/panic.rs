@@ -12,7 +12,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use super::Failure;
+use crate::model::Failure;
 
 thread_local! {
     static INSIDE_TEST: Cell<bool> = const { Cell::new(false) };
@@ -45,17 +45,15 @@ pub(crate) fn install_hook(print: bool) {
 
 fn failure_from_hook(info: &PanicHookInfo<'_>) -> Failure {
     let message = payload_message(info.payload());
-    Failure {
-        message: format!("panicked: {message}"),
-        skipped: false,
-        location: info.location().map(|location| {
-            format!(
-                "{}:{}:{}",
-                location.file(),
-                location.line(),
-                location.column()
-            )
-        }),
+    let failure = Failure::new(format!("panicked: {message}"));
+    match info.location() {
+        Some(location) => failure.at(format!(
+            "{}:{}:{}",
+            location.file(),
+            location.line(),
+            location.column()
+        )),
+        None => failure,
     }
 }
 
@@ -79,22 +77,33 @@ pub fn skip(reason: impl Into<String>) -> ! {
     panic::resume_unwind(Box::new(SkipSignal(reason.into())))
 }
 
-/// Runs `f` as test code: a panic becomes `Err(Failure)`.
-pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
+/// How test code stopped early: a panic (a failure), or [`skip`] (not one).
+#[derive(Debug)]
+pub(crate) enum Caught {
+    Panicked(Failure),
+    Skipped(String),
+}
+
+/// Runs `f` as test code: a panic becomes `Err(Caught)`.
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
     let was_inside = INSIDE_TEST.with(|inside| inside.replace(true));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     INSIDE_TEST.with(|inside| inside.set(was_inside));
     result.map_err(|payload| {
         if let Some(SkipSignal(reason)) = payload.downcast_ref::<SkipSignal>() {
-            return Failure::skipped(reason.clone());
+            return Caught::Skipped(reason.clone());
         }
-        LAST_PANIC
-            .with(|last| last.borrow_mut().take())
-            .unwrap_or_else(|| Failure::new(format!("panicked: {}", payload_message(&*payload))))
+        Caught::Panicked(
+            LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| {
+                    Failure::new(format!("panicked: {}", payload_message(&*payload)))
+                }),
+        )
     })
 }
 
-/// A future that turns a panic while polling the inner future into a failure.
+/// A future that catches a panic (or a skip) while polling the inner future.
 pub(crate) struct CatchPanic<F> {
     inner: Pin<Box<F>>,
 }
@@ -107,17 +116,14 @@ impl<F> CatchPanic<F> {
     }
 }
 
-impl<F, T> Future for CatchPanic<F>
-where
-    F: Future<Output = Result<T, Failure>>,
-{
-    type Output = Result<T, Failure>;
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Caught>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.inner.as_mut();
         match catch(|| inner.poll(cx)) {
-            Ok(poll) => poll,
-            Err(failure) => Poll::Ready(Err(failure)),
+            Ok(poll) => poll.map(Ok),
+            Err(caught) => Poll::Ready(Err(caught)),
         }
     }
 }

@@ -11,9 +11,9 @@ use std::str::FromStr;
 use sqlx::postgres::{PgArgumentBuffer, Postgres};
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::db::Db;
-use crate::runner::panic::CatchPanic;
-use crate::runner::{Failure, TestResult};
+use crate::fixtures::Db;
+use crate::model::{Failure, TestResult};
+use crate::panic::{CatchPanic, Caught};
 use crate::similar::did_you_mean;
 
 /// An enum declared with `#[enum_complete]`: its name and one value per
@@ -171,7 +171,7 @@ where
         + Unpin
         + 'static,
 {
-    let quoted = crate::db::quote_table(pg_type);
+    let quoted = crate::fixtures::db::quote_table(pg_type);
     let mut connection = db
         .connect()
         .await
@@ -262,10 +262,12 @@ where
     let mut problems = Vec::new();
     for (variant, value) in variants {
         let future = call(value);
-        match CatchPanic::new(async move { Ok::<_, Failure>(future.await) }).await {
+        match CatchPanic::new(future).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => problems.push(format!("{variant}: returned Err({error})")),
-            Err(failure) => {
+            // A handler that skipped the test skips it.
+            Err(Caught::Skipped(reason)) => crate::panic::skip(reason),
+            Err(Caught::Panicked(failure)) => {
                 let at = failure
                     .location
                     .map(|location| format!(" (at {location})"))
