@@ -20,6 +20,8 @@
 //! verily = { version = "0.1", features = ["testing"] }
 //! ```
 
+#![warn(missing_docs)]
+
 pub use verily_macros::{enum_complete, fixture, persists, test, wired};
 mod wire;
 
@@ -27,14 +29,37 @@ pub use wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
 pub use verily_runtime::{
-    Config, Db, Failure, Fixture, FixtureError, InfraError, Needs, PgServer, ProxyTarget, TcpProxy,
-    TestContext, TestResult, Upstream, skip,
+    Config, Db, Failure, Fixture, FixtureError, InfraError, Needs, PgServer, ProxyTarget, Service,
+    TcpProxy, TestContext, TestResult, Upstream, skip,
 };
 
 /// Redis fixtures (feature `redis`): the test's own database on the run's
 /// server, and a server of the test's own with outage controls.
 #[cfg(all(feature = "testing", feature = "redis"))]
 pub use verily_runtime::{Redis, RedisServer};
+
+/// PostgreSQL: the test's own database on the run's server ([`Db`], also
+/// `sqlx::PgPool` and `sqlx::PgConnection` as parameters) and a server of
+/// the test's own that it may break ([`PgServer`]).
+///
+/// [`Db`]: postgres::Db
+/// [`PgServer`]: postgres::PgServer
+#[cfg(feature = "testing")]
+pub mod postgres {
+    pub use verily_runtime::{Db, PgServer};
+}
+
+/// Redis (feature `redis`): the test's own logical database on the run's
+/// server ([`Redis`], also redis's `MultiplexedConnection` and
+/// `ConnectionManager` as parameters) and a server of the test's own that it
+/// may break ([`RedisServer`]).
+///
+/// [`Redis`]: redis::Redis
+/// [`RedisServer`]: redis::RedisServer
+#[cfg(all(feature = "testing", feature = "redis"))]
+pub mod redis {
+    pub use verily_runtime::{Redis, RedisServer};
+}
 
 /// The entry point of a harness binary (`tests/harness.rs` with
 /// `harness = false`), naming the crates whose tests it runs.

@@ -13,6 +13,8 @@ mod cli;
 mod enums;
 #[path = "harness/incidents.rs"]
 mod incidents;
+#[path = "harness/layers.rs"]
+mod layers;
 #[path = "harness/leftovers.rs"]
 mod leftovers;
 #[path = "harness/outages.rs"]

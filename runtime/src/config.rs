@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Where the template database's schema comes from.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Migrations {
     /// `migrations/` next to the harness crate's Cargo.toml; a run that
     /// needs PostgreSQL fails when it does not exist.
@@ -19,6 +20,7 @@ pub enum Migrations {
 
 /// Configuration of a harness binary.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Config {
     pub(crate) manifest_dir: Option<PathBuf>,
     pub(crate) migrations: Migrations,

@@ -1,6 +1,13 @@
 //! Typed errors of the harness, each phrased so a person can act on it.
+//!
+//! [`InfraError`] and `FixtureError` carry the error that caused them, when
+//! there is one: their `Display` already includes its message (reports print
+//! one line per error), and `source()` gives the typed cause to code that
+//! wants to inspect it (`downcast_ref::<sqlx::Error>()`).
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 /// A command line the harness cannot run. Exit code 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,3 +51,75 @@ impl fmt::Display for CliError {
 }
 
 impl std::error::Error for CliError {}
+
+/// The error that caused another, shared: infrastructure errors are handed
+/// to every test that needed the service.
+pub(crate) type Cause = Arc<dyn Error + Send + Sync + 'static>;
+
+/// Infrastructure that could not be provided; every test that needs it
+/// fails with this message, tests that need nothing still run.
+#[derive(Debug, Clone)]
+pub struct InfraError {
+    message: String,
+    source: Option<Cause>,
+}
+
+impl InfraError {
+    /// A message saying what failed and what to do about it.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `context: source`, keeping `source` as the typed cause.
+    pub fn with_source(
+        context: impl fmt::Display,
+        source: impl Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: format!("{context}: {source}"),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+impl fmt::Display for InfraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl PartialEq for InfraError {
+    /// Equal when they say the same thing.
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for InfraError {}
+
+impl Error for InfraError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_kept_as_the_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no initdb");
+        let error = InfraError::with_source("cannot start PostgreSQL", io);
+        assert_eq!(error.to_string(), "cannot start PostgreSQL: no initdb");
+        let source = error.source().expect("a source");
+        let io = source.downcast_ref::<std::io::Error>().expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(InfraError::new("plain").source().is_none());
+    }
+}

@@ -4,6 +4,8 @@
 //! Without the `harness` feature this crate is only [`category`],
 //! [`duration`] and [`similar`], with no dependencies: what the macros check at compile time.
 
+#![warn(missing_docs)]
+
 // The harness runs servers as child processes tied to the run with Unix
 // signals, process groups and Unix sockets: it is Unix-only (tested on Linux).
 #[cfg(all(feature = "harness", not(unix)))]

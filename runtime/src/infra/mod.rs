@@ -20,28 +20,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::Config;
 
-/// Infrastructure that could not be provided; every test that needs it
-/// fails with this message, tests that need nothing still run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InfraError {
-    message: String,
-}
-
-impl InfraError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for InfraError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for InfraError {}
+pub use crate::errors::InfraError;
 
 /// `VERILY_KEEP=1`: keep servers and the databases of failed tests.
 pub fn keep_requested() -> bool {

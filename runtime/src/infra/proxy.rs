@@ -19,6 +19,7 @@ use crate::infra::InfraError;
 
 /// Where a proxy forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Upstream {
     Tcp(SocketAddr),
     Unix(PathBuf),
