@@ -142,7 +142,7 @@ pub mod __private {
     #[macro_export]
     macro_rules! __verily_register {
         ($descriptor:expr) => {
-            ::verily::__private::inventory::submit! { $descriptor }
+            $crate::__private::inventory::submit! { $descriptor }
         };
     }
 
@@ -152,9 +152,9 @@ pub mod __private {
     #[macro_export]
     macro_rules! __verily_register {
         ($descriptor:expr) => {
-            #[::verily::__private::linkme::distributed_slice(::verily::__private::TESTS)]
-            #[linkme(crate = ::verily::__private::linkme)]
-            static __VERILY_TEST: ::verily::__private::TestDescriptor = $descriptor;
+            #[$crate::__private::linkme::distributed_slice($crate::__private::TESTS)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static __VERILY_TEST: $crate::__private::TestDescriptor = $descriptor;
         };
     }
 

@@ -1,11 +1,13 @@
 //! Attribute macros of verily. Each entry point only parses and
 //! dispatches; one module per attribute does parse → check → expand.
 //!
-//! Use them through the `verily` crate, never directly.
+//! Use them through the `verily` crate, never directly. Every attribute
+//! takes `crate = "path"` for a renamed or re-exported `verily` (krate.rs).
 
 mod ctxt;
 mod enum_complete;
 mod fixtures;
+mod krate;
 mod options;
 mod persists;
 mod register;
@@ -24,7 +26,7 @@ use proc_macro::TokenStream;
 /// checked through it.
 #[proc_macro_attribute]
 pub fn wired(args: TokenStream, item: TokenStream) -> TokenStream {
-    wired::expand(args.into(), item.into()).into()
+    krate::with_crate_option(args.into(), |args| wired::expand(args, item.into())).into()
 }
 
 /// Proves the body's writes reached the database: rows of the named tables
@@ -34,7 +36,7 @@ pub fn wired(args: TokenStream, item: TokenStream) -> TokenStream {
 /// "must not write". Table names are checked against `migrations/`.
 #[proc_macro_attribute]
 pub fn persists(args: TokenStream, item: TokenStream) -> TokenStream {
-    persists::expand(args.into(), item.into()).into()
+    krate::with_crate_option(args.into(), |args| persists::expand(args, item.into())).into()
 }
 
 /// On an enum, declares it (options ask for checks, each a test in
@@ -46,18 +48,21 @@ pub fn persists(args: TokenStream, item: TokenStream) -> TokenStream {
 /// wildcard arm in a `match` over the enum is a compile error.
 #[proc_macro_attribute]
 pub fn enum_complete(args: TokenStream, item: TokenStream) -> TokenStream {
-    enum_complete::expand(args.into(), item.into()).into()
+    krate::with_crate_option(args.into(), |args| enum_complete::expand(args, item.into())).into()
 }
 
 /// Any other integration test: `#[verily::test(category = "e2e", timeout = "30s")]`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
-    test_attr::expand(args.into(), item.into()).into()
+    krate::with_crate_option(args.into(), |args| test_attr::expand(args, item.into())).into()
 }
 
 /// Marks an `impl Fixture for T` block (or any item) as test-only: it is
 /// compiled only when verily's `testing` feature is on.
 #[proc_macro_attribute]
 pub fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
-    test_attr::expand_fixture(args.into(), item.into()).into()
+    krate::with_crate_option(args.into(), |args| {
+        test_attr::expand_fixture(args, item.into())
+    })
+    .into()
 }

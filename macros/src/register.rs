@@ -49,6 +49,9 @@ impl Registration<'_> {
         let file = quote_spanned!(ident.span()=> ::core::file!());
         let line = quote_spanned!(ident.span()=> ::core::line!());
         quote! {
+            // Generated code: lints a user's `#![deny(...)]` turns on must
+            // not fail the build over paths written in full on purpose.
+            #[allow(unused_qualifications, non_snake_case, unreachable_pub, missing_docs, clippy::all)]
             const _: () = {
                 #extra
 

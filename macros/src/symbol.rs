@@ -14,3 +14,4 @@ pub const SCAN_KEY: &str = "scan_key";
 pub const SAMPLE: &str = "sample";
 pub const ALLOW_WILDCARD: &str = "allow_wildcard";
 pub const ENUM_COMPLETE: &str = "enum_complete";
+pub const CRATE: &str = "crate";

@@ -118,7 +118,9 @@ mod tests {
         let error = InfraError::with_source("cannot start PostgreSQL", io);
         assert_eq!(error.to_string(), "cannot start PostgreSQL: no initdb");
         let source = error.source().expect("a source");
-        let io = source.downcast_ref::<std::io::Error>().expect("the io error");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the io error");
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
         assert!(InfraError::new("plain").source().is_none());
     }

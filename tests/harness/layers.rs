@@ -18,7 +18,7 @@ const LAYERS: &[&str] = &[
     "category", "duration", "similar", "hash", "errors", "model", "panic", "config",
     // Servers and what the run makes on them.
     "infra", // What a test takes as parameters, and what generated tests check.
-    "fixtures", "checks", // The descriptors generated tests submit.
+    "fixtures", "checks",   // The descriptors generated tests submit.
     "registry", // Reading a command line, choosing tests, reporting, running.
     "cli", "select", "report", "runner",
 ];

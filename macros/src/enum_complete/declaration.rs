@@ -258,6 +258,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
         #item
         ::verily::__private::emit! {
             #[automatically_derived]
+            #[allow(unused_qualifications, clippy::all)]
             impl ::verily::__private::DeclaredEnum for #impl_name {
                 const NAME: &'static str = #enum_name;
 

@@ -134,6 +134,7 @@ pub fn declaration(attr: &WiredAttr, declaration: &ItemStruct) -> TokenStream {
     quote! {
         ::verily::__private::emit! {
             #[automatically_derived]
+            #[allow(unused_qualifications, clippy::all)]
             impl #impl_generics ::verily::__private::DeclaredWiring for #ident #type_generics #where_clause {
                 fn check_declared(
                     &self,
