@@ -88,6 +88,18 @@ macro_rules! main {
             use $krate as _;
         )*
 
+        // With libtest's harness (`rustc --test`) this target's main would
+        // never run and libtest would report 0 tests. `#[test]` items exist
+        // only in that mode, so this constant stops exactly that build.
+        #[test]
+        fn verily_main_needs_harness_false() {
+            const _: () = ::core::panic!(::core::concat!(
+                "verily::main! replaces libtest's harness, so this test target needs `harness = false`: in Cargo.toml add\n\n[[test]]\nname = \"",
+                ::core::env!("CARGO_CRATE_NAME"),
+                "\"\nharness = false\n\n(without it, libtest runs instead and reports 0 tests)"
+            ));
+        }
+
         fn main() {
             $crate::__private::harness_main(
                 ($config).manifest_dir(::core::env!("CARGO_MANIFEST_DIR")),

@@ -5,6 +5,8 @@
 #[path = "harness/support.rs"]
 mod support;
 
+#[path = "harness/adoption.rs"]
+mod adoption;
 #[path = "harness/chaos.rs"]
 mod chaos;
 #[path = "harness/cli.rs"]
