@@ -29,22 +29,22 @@ fn each_persistence_incident_is_caught_by_its_test() {
         (
             "bug-cache-only-write",
             "create_operation_writes_a_row",
-            "create_operation_writes_a_row: expected new rows in operations, found 0 (before 0, after 0): the write never reached the database",
+            "create_operation_writes_a_row: expected new rows in operations, found 0 (before 0, after 0): no committed row (the write was never made, or never committed)",
         ),
         (
             "bug-uncommitted-cancel",
             "cancel_marks_the_row_cancelled",
-            "cancel_marks_the_row_cancelled: expected 1 new row in operations where status = 'CANCELLED', found 0 (before 0, after 0): the write never reached the database",
+            "cancel_marks_the_row_cancelled: expected 1 new row in operations where status = 'CANCELLED', found 0 (before 0, after 0): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)",
         ),
         (
             "bug-detector-cache-only",
             "orphan_is_marked_failed",
-            "orphan_is_marked_failed: expected 1 new row in operations where status = 'FAILED', found 0 (before 0, after 0): the write never reached the database",
+            "orphan_is_marked_failed: expected 1 new row in operations where status = 'FAILED', found 0 (before 0, after 0): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)",
         ),
         (
             "bug-checkpoint-lost-on-cancel",
             "cancel_saves_a_checkpoint",
-            "cancel_saves_a_checkpoint: expected 1 new row in checkpoints where reason = 'cancellation' AND epoch = 7, found 0 (before 0, after 0): the write never reached the database",
+            "cancel_saves_a_checkpoint: expected 1 new row in checkpoints where reason = 'cancellation' AND epoch = 7, found 0 (before 0, after 0): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)",
         ),
     ] {
         let broken = cargo_test_example(
@@ -78,7 +78,7 @@ fn an_uncommitted_write_is_caught_and_tests_that_need_nothing_start_nothing() {
     let finished = run.finished();
     assert_eq!(
         finished["demo_db::leaves_its_write_uncommitted"]["message"],
-        "leaves_its_write_uncommitted: expected new rows in things, found 0 (before 0, after 0): the write never reached the database"
+        "leaves_its_write_uncommitted: expected new rows in things, found 0 (before 0, after 0): no committed row (the write was never made, or never committed)"
     );
     assert!(
         run.stderr

@@ -38,10 +38,14 @@ impl Expectation {
         if met {
             return None;
         }
-        let lost = if found == 0 {
-            ": the write never reached the database"
-        } else {
-            ""
+        // Nothing new committed: say every way that happens, not only the
+        // missing commit (an UPDATE that matched no row commits nothing new).
+        let lost = match (found, self.predicate) {
+            (0, Some(_)) => {
+                ": no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)"
+            }
+            (0, None) => ": no committed row (the write was never made, or never committed)",
+            _ => "",
         };
         Some(match self.rows {
             None => format!("{test}: expected new rows in {subject}, {counts}{lost}"),
@@ -143,7 +147,7 @@ mod tests {
             expect(None, None)
                 .judge("create_operation_writes_a_row", 0, 0)
                 .unwrap(),
-            "create_operation_writes_a_row: expected new rows in operations, found 0 (before 0, after 0): the write never reached the database"
+            "create_operation_writes_a_row: expected new rows in operations, found 0 (before 0, after 0): no committed row (the write was never made, or never committed)"
         );
         assert_eq!(expect(None, None).judge("t", 3, 4), None);
     }
@@ -152,6 +156,10 @@ mod tests {
     fn exact_counts_and_predicates() {
         let failed = expect(Some(1), Some("status = 'FAILED'"));
         assert_eq!(failed.judge("t", 0, 1), None);
+        assert_eq!(
+            failed.judge("orphan", 2, 2).unwrap(),
+            "orphan: expected 1 new row in operations where status = 'FAILED', found 0 (before 2, after 2): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)"
+        );
         assert_eq!(
             failed.judge("orphan", 0, 2).unwrap(),
             "orphan: expected 1 new row in operations where status = 'FAILED', found 2 (before 0, after 2)"
