@@ -131,8 +131,9 @@ impl Places {
         // SAFETY: getuid has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
         Self {
-            runtime_root: super::postgres::local::runtime_base().join(format!("verily-{uid}")),
-            cache: super::postgres::local::cache_dir(),
+            runtime_root: super::postgres::server::local::runtime_base()
+                .join(format!("verily-{uid}")),
+            cache: super::postgres::server::local::cache_dir(),
             temp: std::env::temp_dir(),
         }
     }

@@ -14,7 +14,7 @@ use tokio::process::Command;
 
 use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
-use crate::infra::postgres::exclusive::local::free_port;
+use crate::infra::process::free_port;
 
 /// Carries the harness's pid. Not the shared server's `verily.pid`:
 /// a run checking that its shared container is gone must not see a test's

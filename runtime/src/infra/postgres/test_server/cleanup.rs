@@ -70,7 +70,7 @@ extern "C" fn at_exit() {
     for server in std::mem::take(&mut *live).into_values() {
         match server {
             Live::Local { postmaster, root } => {
-                for child in super::local::children_of(postmaster) {
+                for child in process::children_of(postmaster) {
                     process::signal(child, libc::SIGCONT);
                 }
                 process::signal(postmaster, libc::SIGCONT);
