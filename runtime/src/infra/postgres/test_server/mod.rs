@@ -354,20 +354,6 @@ async fn migrate(database: &PgConnectOptions, config: &Config) -> Result<usize, 
     Schema::load(config).await?.apply(database).await
 }
 
-/// `docker unpause` (a paused container cannot always be removed), then
-/// `docker rm -f -v`, waiting for both.
-fn remove_container(id: &str) {
-    let docker = |args: &[&str]| {
-        let _ = std::process::Command::new("docker")
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    };
-    docker(&["unpause", id]);
-    docker(&["rm", "--force", "--volumes", id]);
-}
-
 fn sql_error(error: sqlx::Error) -> InfraError {
     InfraError::new(format!("PostgreSQL: {error}"))
 }
