@@ -26,7 +26,7 @@ pub struct Config {
     pub(crate) migrations: Migrations,
     pub(crate) image: (String, String),
     pub(crate) reuse_databases: bool,
-    #[cfg_attr(not(all(feature = "redis", feature = "docker")), allow(dead_code))]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) redis_image: (String, String),
 }
 
@@ -145,20 +145,18 @@ impl Config {
     }
 
     /// The image, with the environment's override applied.
-    #[cfg(feature = "docker")]
     pub(crate) fn image(&self) -> (String, String) {
         image_from_env("VERILY_POSTGRES_IMAGE").unwrap_or_else(|| self.image.clone())
     }
 
     /// The Redis image, with the environment's override applied.
-    #[cfg(all(feature = "redis", feature = "docker"))]
+    #[cfg(feature = "redis")]
     pub(crate) fn redis_image_name(&self) -> (String, String) {
         image_from_env("VERILY_REDIS_IMAGE").unwrap_or_else(|| self.redis_image.clone())
     }
 }
 
 /// `name:tag` (or `name`, meaning `latest`) from an environment variable.
-#[cfg(feature = "docker")]
 fn image_from_env(variable: &str) -> Option<(String, String)> {
     let image = std::env::var(variable)
         .ok()
@@ -167,4 +165,10 @@ fn image_from_env(variable: &str) -> Option<(String, String)> {
         Some((name, tag)) => (name.to_owned(), tag.to_owned()),
         None => (image, "latest".to_owned()),
     })
+}
+
+/// Whether this process is a test of a nextest run (nextest sets
+/// `NEXTEST` and `NEXTEST_RUN_ID` in every test process's environment).
+pub(crate) fn under_nextest() -> bool {
+    std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some()
 }

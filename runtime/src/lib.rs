@@ -69,7 +69,7 @@ pub use fixtures::{Db, Fixture, FixtureError, TestContext};
 #[cfg(feature = "redis")]
 pub use fixtures::{Redis, RedisServer};
 #[cfg(feature = "harness")]
-pub use infra::postgres::exclusive::PgServer;
+pub use infra::postgres::test_server::PgServer;
 #[cfg(feature = "harness")]
 pub use infra::proxy::{ProxyTarget, TcpProxy, Upstream};
 #[cfg(feature = "harness")]

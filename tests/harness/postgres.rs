@@ -348,7 +348,7 @@ fn holding_a_database(demo: &Path) -> std::process::Child {
 /// Cluster directories a run with this pid made, in any user's runtime root.
 fn cluster_dirs_of(harness: u32) -> usize {
     let prefix = format!("cluster-{harness}-");
-    let base = verily_runtime::infra::postgres::local::runtime_base();
+    let base = verily_runtime::infra::postgres::server::local::runtime_base();
     let Ok(roots) = std::fs::read_dir(base) else {
         return 0;
     };
@@ -391,13 +391,13 @@ fn postgres_children_of(parent: u32) -> Vec<u32> {
 /// A throwaway PostgreSQL server for the URL tests, started with the
 /// runtime's own local-cluster code and stopped on drop.
 pub(crate) struct Server {
-    pub(crate) cluster: verily_runtime::infra::postgres::local::LocalCluster,
+    pub(crate) cluster: verily_runtime::infra::postgres::server::local::LocalCluster,
     pub(crate) url: String,
 }
 
 impl Server {
     pub(crate) fn start() -> Self {
-        use verily_runtime::infra::postgres::local;
+        use verily_runtime::infra::postgres::server::local;
         let binaries = local::find_binaries().expect("PostgreSQL binaries are installed");
         let cluster = local::LocalCluster::start(binaries).expect("a throwaway server starts");
         let url = cluster.url_pattern().replace("{database}", "postgres");
@@ -470,7 +470,7 @@ fn keep_leaves_the_failed_tests_database_reachable() {
         .trim()
         .to_owned();
 
-    let psql = verily_runtime::infra::postgres::local::find_binaries()
+    let psql = verily_runtime::infra::postgres::server::local::find_binaries()
         .expect("PostgreSQL binaries are installed")
         .dir
         .join("psql");

@@ -306,7 +306,7 @@ struct SmallServer {
 impl SmallServer {
     fn start(max_connections: u32) -> Self {
         use std::os::unix::fs::PermissionsExt;
-        let bin = verily_runtime::infra::postgres::local::find_binaries()
+        let bin = verily_runtime::infra::postgres::server::local::find_binaries()
             .expect("PostgreSQL binaries are installed")
             .dir;
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -352,7 +352,7 @@ impl SmallServer {
     }
 
     fn try_psql(&self, sql: &str) -> Option<String> {
-        let bin = verily_runtime::infra::postgres::local::find_binaries()?.dir;
+        let bin = verily_runtime::infra::postgres::server::local::find_binaries()?.dir;
         let output = Command::new(bin.join("psql"))
             .args(["-X", "-A", "-t", "-d", &self.url, "-c", sql])
             .output()
@@ -365,7 +365,7 @@ impl SmallServer {
 
     /// `count` sessions that sleep until killed: other users of the server.
     fn occupy(&self, count: usize) -> Vec<Child> {
-        let bin = verily_runtime::infra::postgres::local::find_binaries()
+        let bin = verily_runtime::infra::postgres::server::local::find_binaries()
             .expect("binaries")
             .dir;
         let sessions: Vec<Child> = (0..count)

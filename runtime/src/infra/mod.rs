@@ -3,12 +3,15 @@
 //! and on Ctrl-C). Each service implements [`Service`]; [`Infrastructure`]
 //! holds them by type.
 
+#[cfg(feature = "docker")]
+pub(crate) mod docker;
 pub mod postgres;
 pub(crate) mod process;
 pub mod proxy;
 pub mod reaper;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod source;
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -152,7 +155,7 @@ impl Infrastructure {
         }
         while stopping.join_next().await.is_some() {}
         // A signal during PostgreSQL's start: the template it was making.
-        postgres::template::abandon_preparation().await;
+        postgres::databases::template::abandon_preparation().await;
     }
 }
 

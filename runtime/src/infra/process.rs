@@ -88,6 +88,57 @@ pub fn reap_within(pid: u32, limit: std::time::Duration) {
     }
 }
 
+/// Ends a child the harness started: `signal` (its own clean or immediate
+/// shutdown), then SIGKILL if it is still there after `grace`; reaped
+/// either way. Whether it had to be killed is the answer.
+pub fn terminate(child: &mut Child, signal: libc::c_int, grace: std::time::Duration) -> bool {
+    self::signal(child.id(), signal);
+    let deadline = std::time::Instant::now() + grace;
+    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let killed = matches!(child.try_wait(), Ok(None));
+    if killed {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    killed
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now (another process
+/// may take it before the server binds it: callers retry on another).
+pub fn free_port() -> Result<u16, super::InfraError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|error| {
+            super::InfraError::new(format!("cannot find a free port on 127.0.0.1: {error}"))
+        })
+}
+
+/// A per-process counter, so names made in one process never collide
+/// (with the owner tag, they never collide across processes either).
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An id unlikely to collide with another process's, on this machine or
+/// another sharing a server: time and process id, mixed (63 bits).
+pub fn run_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or_default();
+    let mixed = nanos ^ (u64::from(std::process::id()) << 40) ^ 0x9e37_79b9_7f4a_7c15;
+    // splitmix64's finalizer spreads the bits.
+    let mut z = mixed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) & 0x7fff_ffff_ffff_ffff
+}
+
 /// Starts `command` so that the kernel sends `signal` to the child when
 /// the harness dies, however it dies: SIGQUIT for a postmaster (an
 /// immediate shutdown that also removes its shared memory), SIGKILL
@@ -164,4 +215,31 @@ pub(crate) fn processes_where(mut keep: impl FnMut(u32, &Path) -> bool) -> Vec<u
             keep(pid, &entry.path()).then_some(pid)
         })
         .collect()
+}
+
+/// Processes whose parent is `parent`: a postmaster's backends and
+/// auxiliary processes.
+#[cfg(target_os = "linux")]
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let ppid = |proc: &Path| -> Option<u32> {
+        let stat = std::fs::read_to_string(proc.join("stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+        let after = stat.get(stat.rfind(')')? + 1..)?;
+        after.split_whitespace().nth(1)?.parse().ok()
+    };
+    processes_where(|_, proc| ppid(proc) == Some(parent))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn children_of(parent: u32) -> Vec<u32> {
+    Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .map(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }

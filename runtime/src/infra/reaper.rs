@@ -131,8 +131,9 @@ impl Places {
         // SAFETY: getuid has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
         Self {
-            runtime_root: super::postgres::local::runtime_base().join(format!("verily-{uid}")),
-            cache: super::postgres::local::cache_dir(),
+            runtime_root: super::postgres::server::local::runtime_base()
+                .join(format!("verily-{uid}")),
+            cache: super::postgres::server::local::cache_dir(),
             temp: std::env::temp_dir(),
         }
     }
@@ -282,16 +283,7 @@ pub(crate) fn sweep_containers_once() {
 /// The ids of the containers it removed.
 #[cfg(feature = "docker")]
 pub fn sweep_containers() -> Vec<String> {
-    let docker = |args: &[&str]| {
-        std::process::Command::new("docker")
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-    };
+    let docker = super::docker::listing;
     let mut removed = Vec::new();
     for label in PID_LABELS {
         let format =
@@ -315,11 +307,8 @@ pub fn sweep_containers() -> Vec<String> {
                 .next()
                 .and_then(Owner::parse)
                 .or_else(|| Owner::parse(pid));
-            if owner.is_some_and(|owner| !owner.is_alive()) {
-                let _ = docker(&["unpause", id]);
-                if docker(&["rm", "--force", "--volumes", id]).is_some() {
-                    removed.push(id.to_owned());
-                }
+            if owner.is_some_and(|owner| !owner.is_alive()) && super::docker::remove(id) {
+                removed.push(id.to_owned());
             }
         }
     }

@@ -81,9 +81,7 @@ fn usage_error(error: &dyn fmt::Display) -> i32 {
 fn names_carry_category() -> bool {
     match std::env::var("VERILY_CATEGORY_IN_NAME") {
         Ok(value) => value == "1",
-        Err(_) => {
-            std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some()
-        }
+        Err(_) => crate::config::under_nextest(),
     }
 }
 

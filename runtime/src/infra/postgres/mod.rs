@@ -7,252 +7,26 @@
 //! `VERILY_POSTGRES=url|docker|local` forces one; a forced source that
 //! is unavailable is an error, never a silent fallback.
 
-mod budget;
-#[cfg(feature = "docker")]
-pub mod docker;
-pub mod exclusive;
-pub mod local;
-mod reset;
+pub mod databases;
+pub mod migrations;
+pub mod server;
 pub mod shared;
-pub mod template;
-pub mod url;
+pub mod sql;
+pub mod test_server;
+
+// Paths the fixtures name (fixtures/{context,db}.rs); they move with the
+// lead's lease work.
+pub(crate) use databases::template;
 
 use std::time::Instant;
 
-use sqlx::postgres::PgConnectOptions;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::infra::InfraError;
-use shared::{SharedCluster, SharedDatabases};
-use template::{Databases, TestDatabase};
-
-/// Where the server came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Url,
-    Docker,
-    Local,
-}
-
-impl Source {
-    /// `VERILY_POSTGRES`, if set.
-    pub(crate) fn forced() -> Result<Option<Source>, InfraError> {
-        match std::env::var("VERILY_POSTGRES").as_deref() {
-            Err(_) | Ok("") => Ok(None),
-            Ok("url") => Ok(Some(Source::Url)),
-            Ok("docker") => Ok(Some(Source::Docker)),
-            Ok("local") => Ok(Some(Source::Local)),
-            Ok(other) => Err(InfraError::new(format!(
-                "VERILY_POSTGRES={other} is not a source; use `url`, `docker` or `local`, or unset it"
-            ))),
-        }
-    }
-}
-
-/// The server process (or the lack of one, for a URL).
-#[derive(Debug)]
-enum Server {
-    Url {
-        options: Box<PgConnectOptions>,
-        url: String,
-        describe: String,
-    },
-    Local(local::LocalCluster),
-    /// A local cluster the processes of a nextest run share.
-    Shared(SharedCluster),
-    #[cfg(feature = "docker")]
-    Docker(Box<docker::DockerPostgres>),
-}
-
-impl Server {
-    fn options(&self, database: &str) -> PgConnectOptions {
-        match self {
-            Server::Url { options, .. } => (**options).clone().database(database),
-            Server::Local(cluster) => cluster.options(database),
-            Server::Shared(cluster) => cluster.options(database),
-            #[cfg(feature = "docker")]
-            Server::Docker(container) => container.options(database),
-        }
-    }
-
-    /// The maintenance database to connect to for CREATE/DROP DATABASE.
-    fn admin_options(&self) -> PgConnectOptions {
-        match self {
-            Server::Url { options, .. } => (**options).clone(),
-            _ => self.options("postgres"),
-        }
-    }
-
-    /// A URL to `{database}` (the placeholder is replaced per test).
-    fn url_pattern(&self) -> String {
-        match self {
-            Server::Url { url, .. } => url::with_database(url, "{database}"),
-            Server::Local(cluster) => cluster.url_pattern(),
-            Server::Shared(cluster) => cluster.url_pattern(),
-            #[cfg(feature = "docker")]
-            Server::Docker(container) => container.url_pattern(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Server::Url { describe, .. } => describe.clone(),
-            Server::Local(cluster) => cluster.describe(),
-            Server::Shared(cluster) => cluster.describe(),
-            #[cfg(feature = "docker")]
-            Server::Docker(container) => container.describe(),
-        }
-    }
-
-    async fn start(config: &Config) -> Result<Server, InfraError> {
-        let forced = Source::forced()?;
-        let url = url::from_env();
-        // The processes of a nextest run after the first find the shared
-        // cluster running, and need to look for nothing else.
-        if url.is_none()
-            && forced.is_none_or(|source| source == Source::Local)
-            && shared::requested()
-            && let Some(cluster) = tokio::task::block_in_place(SharedCluster::attach_running)?
-        {
-            return Ok(Server::Shared(cluster));
-        }
-        // What choosing found out (binaries, a live engine) is not asked
-        // again.
-        let (source, chosen) = match forced {
-            Some(source) => (source, None),
-            None if url.is_some() => (Source::Url, None),
-            None => {
-                let chosen = choose_unforced(config)?;
-                (chosen.source(), Some(chosen))
-            }
-        };
-        match source {
-            Source::Url => {
-                let (variable, url) = url.ok_or_else(|| {
-                    InfraError::new(
-                        "VERILY_POSTGRES=url, but neither VERILY_DATABASE_URL nor DATABASE_URL is set",
-                    )
-                })?;
-                let options = url::connect(variable, &url).await?;
-                Ok(Server::Url {
-                    options: Box::new(options),
-                    describe: format!("{variable} ({})", url::redacted(&url)),
-                    url,
-                })
-            }
-            Source::Docker => start_docker(config, chosen.is_none()).await,
-            Source::Local => {
-                let found = match chosen {
-                    Some(Chosen::Local(binaries)) => Some(binaries),
-                    _ => local::find_binaries(),
-                };
-                let binaries = found.ok_or_else(|| {
-                    InfraError::new(format!(
-                        "VERILY_POSTGRES=local, but no initdb and postgres were found (looked in {}); install PostgreSQL's server package",
-                        local::SEARCHED
-                    ))
-                })?;
-                if shared::requested() {
-                    tokio::task::block_in_place(|| SharedCluster::attach(binaries))
-                        .map(Server::Shared)
-                } else {
-                    tokio::task::block_in_place(|| local::LocalCluster::start(binaries))
-                        .map(Server::Local)
-                }
-            }
-        }
-    }
-
-    async fn stop(&mut self, keep: bool) {
-        match self {
-            Server::Url { .. } | Server::Shared(_) => {}
-            Server::Local(cluster) if keep => eprintln!("{}", cluster.keep_instructions()),
-            Server::Local(cluster) => tokio::task::block_in_place(|| cluster.stop()),
-            #[cfg(feature = "docker")]
-            Server::Docker(container) if keep => eprintln!("{}", container.keep_instructions()),
-            #[cfg(feature = "docker")]
-            Server::Docker(container) => container.stop().await,
-        }
-    }
-}
-
-/// Docker when an engine answers and the image is here (or there are no
-/// local binaries to fall back on, so pulling is worth it); else local
-/// binaries; else one message naming the three ways. Processes that share
-/// a cluster (nextest) take local binaries first.
-fn choose_unforced(config: &Config) -> Result<Chosen, InfraError> {
-    let binaries = local::find_binaries();
-    // A container per process would cost seconds per test under nextest;
-    // one local cluster is shared by all of them.
-    if let Some(binaries) = binaries.clone().filter(|_| shared::requested()) {
-        return Ok(Chosen::Local(binaries));
-    }
-    let docker = docker_status(config);
-    match (&docker, binaries) {
-        (Ok(true), _) | (Ok(false), None) => return Ok(Chosen::Docker),
-        (_, Some(binaries)) => return Ok(Chosen::Local(binaries)),
-        (Err(_), None) => {}
-    }
-    let docker = docker.err().unwrap_or_default();
-    Err(InfraError::new(format!(
-        "no PostgreSQL: DATABASE_URL is unset, Docker is not usable ({docker}), and no initdb was found (looked in {}); install postgresql, start Docker, or set DATABASE_URL",
-        local::SEARCHED
-    )))
-}
-
-/// The source chosen when none is forced, with what was found on the way.
-enum Chosen {
-    /// The engine answered.
-    Docker,
-    Local(local::Binaries),
-}
-
-impl Chosen {
-    fn source(&self) -> Source {
-        match self {
-            Chosen::Docker => Source::Docker,
-            Chosen::Local(_) => Source::Local,
-        }
-    }
-}
-
-/// `Ok(image present)` when an engine answers, `Err(why not)` otherwise.
-#[cfg(feature = "docker")]
-pub(crate) fn docker_status(config: &Config) -> Result<bool, String> {
-    docker::engine()?;
-    let (name, tag) = config.image();
-    Ok(docker::image_present(&name, &tag))
-}
-
-#[cfg(not(feature = "docker"))]
-pub(crate) fn docker_status(_config: &Config) -> Result<bool, String> {
-    Err("verily was built without its `docker` feature".to_owned())
-}
-
-/// Starts a container; `check_engine` unless choosing just saw it answer.
-#[cfg(feature = "docker")]
-async fn start_docker(config: &Config, check_engine: bool) -> Result<Server, InfraError> {
-    if check_engine {
-        docker::engine().map_err(|why| {
-            InfraError::new(format!(
-                "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_POSTGRES=local or DATABASE_URL"
-            ))
-        })?;
-    }
-    crate::infra::reaper::sweep_containers_once();
-    let (name, tag) = config.image();
-    docker::DockerPostgres::start(&name, &tag)
-        .await
-        .map(|container| Server::Docker(Box::new(container)))
-}
-
-#[cfg(not(feature = "docker"))]
-async fn start_docker(_config: &Config, _check_engine: bool) -> Result<Server, InfraError> {
-    Err(InfraError::new(
-        "VERILY_POSTGRES=docker, but verily was built without its `docker` feature; enable it, or use VERILY_POSTGRES=local or DATABASE_URL",
-    ))
-}
+use databases::shared::SharedDatabases;
+use databases::template::{Databases, TestDatabase};
+use server::Server;
 
 /// The databases of a run: its own template and clones, or those every
 /// process of a nextest run shares.

@@ -78,7 +78,7 @@ impl LocalRedis {
             "{}{}-{}",
             reaper::REDIS_DIR,
             reaper::owner_tag(),
-            unique()
+            process::unique()
         ));
         fs::create_dir_all(&dir)
             .map_err(|error| InfraError::new(format!("{}: {error}", dir.display())))?;
@@ -95,7 +95,7 @@ impl LocalRedis {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            server.port = free_port()?;
+            server.port = process::free_port()?;
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(_) if attempts < 5 && server.log().contains("Address already in use") => {}
@@ -251,21 +251,6 @@ impl Drop for LocalRedis {
     fn drop(&mut self) {
         self.remove();
     }
-}
-
-/// A loopback port nobody listens on now.
-fn free_port() -> Result<u16, InfraError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|error| InfraError::new(format!("cannot find a free loopback port: {error}")))
-}
-
-/// A per-process counter, so directories made in one process never collide.
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

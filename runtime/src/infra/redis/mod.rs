@@ -20,31 +20,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use crate::config::Config;
+use crate::infra::source;
 use crate::infra::{InfraError, Service};
 use databases::{Databases, Ownership};
 
-/// Where the server came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Url,
-    Docker,
-    Local,
-}
+pub use crate::infra::source::Source;
 
-impl Source {
-    /// `VERILY_REDIS`, if set.
-    fn forced() -> Result<Option<Source>, InfraError> {
-        match std::env::var("VERILY_REDIS").as_deref() {
-            Err(_) | Ok("") => Ok(None),
-            Ok("url") => Ok(Some(Source::Url)),
-            Ok("docker") => Ok(Some(Source::Docker)),
-            Ok("local") => Ok(Some(Source::Local)),
-            Ok(other) => Err(InfraError::new(format!(
-                "VERILY_REDIS={other} is not a source; use `url`, `docker` or `local`, or unset it"
-            ))),
-        }
-    }
-}
+/// The variable that forces a source.
+const FORCE: &str = "VERILY_REDIS";
 
 /// A server the harness started and controls: the run's shared one, or a
 /// test's exclusive `RedisServer`.
@@ -80,11 +63,11 @@ impl Instance {
     /// else a local redis-server (it starts in milliseconds), else Docker.
     /// A URL cannot be stopped and started, so it never serves here.
     pub async fn start_exclusive(config: &Config) -> Result<Instance, InfraError> {
-        let source = match Source::forced()? {
+        let source = match Source::forced(FORCE)? {
             Some(Source::Docker) => Source::Docker,
             Some(Source::Local) => Source::Local,
             _ if local::find_binary().is_some() => Source::Local,
-            _ => match docker_status(config) {
+            _ => match source::docker_status(config.redis_image_name()) {
                 Ok(_) => Source::Docker,
                 Err(docker) => {
                     return Err(InfraError::new(format!(
@@ -177,40 +160,22 @@ impl Instance {
     }
 }
 
-/// Docker when an engine answers and the image is here (or there is no
-/// redis-server to fall back on, so pulling is worth it); else a local
-/// redis-server; else one message naming the three ways.
+/// Docker or a local redis-server (`source::choose`), else one message
+/// naming the three ways.
 fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
-    let binary = local::find_binary();
-    let docker = docker_status(config);
-    match (&docker, &binary) {
-        (Ok(true), _) | (Ok(false), None) => return Ok(Source::Docker),
-        (_, Some(_)) => return Ok(Source::Local),
-        (Err(_), None) => {}
-    }
-    let docker = docker.err().unwrap_or_default();
-    Err(InfraError::new(format!(
-        "no Redis: VERILY_REDIS_URL is unset, Docker is not usable ({docker}), and no redis-server was found (looked in {}); install redis-server, start Docker, or set VERILY_REDIS_URL",
-        local::SEARCHED
-    )))
-}
-
-/// `Ok(image present)` when an engine answers, `Err(why not)` otherwise.
-#[cfg(feature = "docker")]
-fn docker_status(config: &Config) -> Result<bool, String> {
-    crate::infra::postgres::docker::engine()?;
-    let (name, tag) = config.redis_image_name();
-    Ok(crate::infra::postgres::docker::image_present(&name, &tag))
-}
-
-#[cfg(not(feature = "docker"))]
-fn docker_status(_config: &Config) -> Result<bool, String> {
-    Err("verily was built without its `docker` feature".to_owned())
+    source::choose(local::find_binary(), config.redis_image_name())
+        .map(|chosen| chosen.source())
+        .map_err(|docker| {
+            InfraError::new(format!(
+                "no Redis: VERILY_REDIS_URL is unset, Docker is not usable ({docker}), and no redis-server was found (looked in {}); install redis-server, start Docker, or set VERILY_REDIS_URL",
+                local::SEARCHED
+            ))
+        })
 }
 
 #[cfg(feature = "docker")]
 async fn start_docker(config: &Config, fixed_port: bool) -> Result<Instance, InfraError> {
-    crate::infra::postgres::docker::engine().map_err(|why| {
+    crate::infra::docker::engine().map_err(|why| {
         InfraError::new(format!(
             "Redis from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_REDIS=local or VERILY_REDIS_URL"
         ))
@@ -281,7 +246,7 @@ impl Service for RedisService {
     /// Starts (or connects to) the server from the first available source,
     /// or the one `VERILY_REDIS` forces.
     async fn start(config: &Config) -> Result<Self, InfraError> {
-        let source = match Source::forced()? {
+        let source = match Source::forced(FORCE)? {
             Some(source) => source,
             None if url::from_env().is_some() => Source::Url,
             None => choose_unforced(config)?,

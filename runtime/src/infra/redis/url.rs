@@ -46,10 +46,7 @@ pub fn parse(url: &str) -> Result<::redis::Client, InfraError> {
     })
 }
 
-/// The URL without its password, for messages.
-pub fn redacted(url: &str) -> String {
-    crate::infra::postgres::url::redacted(url)
-}
+pub use crate::infra::source::redacted;
 
 #[cfg(test)]
 mod tests {

@@ -84,7 +84,7 @@ impl Budget {
         .map_err(|error| {
             InfraError::new(format!(
                 "cannot read the connection limits of {server}: {}",
-                super::template::describe(&error)
+                crate::infra::postgres::sql::describe(&error)
             ))
         })?;
         let free = max_connections - reserved - in_use - i64::from(FIXED);

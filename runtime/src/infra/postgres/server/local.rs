@@ -93,6 +93,10 @@ pub struct LocalCluster {
 
 pub(crate) const SUPERUSER: &str = "postgres";
 
+/// How long an immediate shutdown (SIGQUIT) may take before the server is
+/// killed: it ends every backend and removes its shared memory first.
+pub(crate) const QUIT_GRACE: Duration = Duration::from_secs(5);
+
 /// Dynamic shared memory in files of the data directory, not POSIX
 /// segments in /dev/shm: a server killed with SIGKILL leaves its segments
 /// behind, and nothing in them says whose they were; files in the data
@@ -107,7 +111,11 @@ impl LocalCluster {
         let account = server_account()?;
         let runtime_root = runtime_root(account)?;
         reaper::sweep_once();
-        let root = runtime_root.join(format!("cluster-{}-{}", reaper::owner_tag(), unique()));
+        let root = runtime_root.join(format!(
+            "cluster-{}-{}",
+            reaper::owner_tag(),
+            process::unique()
+        ));
         let making = reaper::MadeDir::new(&root);
         make_dir(&root, account)?;
         let data = root.join("data");
@@ -265,15 +273,7 @@ impl LocalCluster {
     /// removes the directory.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            process::signal(child.id(), libc::SIGQUIT);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            process::terminate(&mut child, libc::SIGQUIT, QUIT_GRACE);
             let _ = fs::remove_dir_all(&self.root);
         }
         if let Some(made) = self.made.take() {
@@ -366,7 +366,11 @@ pub(crate) fn pristine_data_dir(
     fs::create_dir_all(&cache).map_err(io_error(&cache))?;
     // initdb runs as the server's account, which may not reach the cache
     // (root's home), so it writes under the runtime root first.
-    let scratch = runtime_root.join(format!("initdb-{}-{}", reaper::owner_tag(), unique()));
+    let scratch = runtime_root.join(format!(
+        "initdb-{}-{}",
+        reaper::owner_tag(),
+        process::unique()
+    ));
     let _making_scratch = reaper::MadeDir::new(&scratch);
     make_dir(&scratch, account)?;
     let data = scratch.join("data");
@@ -411,7 +415,11 @@ pub(crate) fn pristine_data_dir(
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    let staged = cache.join(format!("pristine.tmp-{}-{}", reaper::owner_tag(), unique()));
+    let staged = cache.join(format!(
+        "pristine.tmp-{}-{}",
+        reaper::owner_tag(),
+        process::unique()
+    ));
     let _making_staged = reaper::MadeDir::new(&staged);
     copy_dir(&data, &staged)?;
     let _ = fs::remove_dir_all(&scratch);
@@ -492,13 +500,6 @@ fn copy_error(from: &Path, to: &Path, stderr: &str) -> InfraError {
 
 pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> InfraError + '_ {
     move |error| InfraError::new(format!("{}: {error}", path.display()))
-}
-
-/// A per-process counter, so names made in one process never collide.
-pub(crate) fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

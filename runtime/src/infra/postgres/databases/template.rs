@@ -15,20 +15,24 @@
 //! runs alive, of other users, and every database verily did not make are
 //! never touched.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 
 use super::budget::{self, Budget};
 use super::reset::{Baseline, Unusable};
-use crate::config::{Config, Migrations};
+use super::sweep::{mark, owner_mark, remove_dead_runs};
+use crate::config::Config;
 use crate::infra::InfraError;
+use crate::infra::postgres::migrations::Schema;
+// `quote` is named by the fixtures through this module.
+pub(crate) use crate::infra::postgres::sql::quote;
+use crate::infra::postgres::sql::{describe, execute, sql_error};
+use crate::infra::process::run_id;
 
 /// Prefix of every database a verily run creates.
 pub const PREFIX: &str = "vy_";
@@ -156,7 +160,9 @@ impl Databases {
         *preparing() = Some((admin.clone(), template.clone()));
         execute(&admin, &format!("CREATE DATABASE {}", quote(&template))).await?;
         mark(&admin, &template, &own).await?;
-        let migrations = schema.apply(&server.clone().database(&template)).await;
+        let migrations = schema
+            .migrate_template(&server.clone().database(&template))
+            .await;
         let migrations = match migrations {
             Ok(count) => count,
             Err(error) => {
@@ -466,7 +472,7 @@ pub async fn abandon_preparation() {
 
 /// The template's state, read on a session of its own that is closed
 /// before cloning starts (a template with a session cannot be cloned).
-pub(super) async fn capture(template: &PgConnectOptions) -> Result<Baseline, sqlx::Error> {
+pub(crate) async fn capture(template: &PgConnectOptions) -> Result<Baseline, sqlx::Error> {
     let mut connection = PgConnection::connect_with(template).await?;
     let baseline = Baseline::capture(&mut connection).await;
     let _ = connection.close().await;
@@ -475,7 +481,7 @@ pub(super) async fn capture(template: &PgConnectOptions) -> Result<Baseline, sql
 
 /// Resets a test's database on the session kept for it (opened on its
 /// first reset) and returns the session for the next one.
-pub(super) async fn reset(
+pub(crate) async fn reset(
     baseline: &Baseline,
     database: &TestDatabase,
     resetter: Option<PgConnection>,
@@ -524,328 +530,5 @@ async fn clone_ahead(
             Err(error) => Err(error),
         };
         permit.send(created);
-    }
-}
-
-/// `verily run vy_<run id>`: the application name of every session of the
-/// run, and the comment on every database it creates (a comment is not
-/// copied by `CREATE DATABASE ... TEMPLATE`, so each clone gets its own).
-fn owner_mark(run: &str) -> String {
-    format!("verily run {run}")
-}
-
-/// Marks a database the run created as the run's.
-async fn mark(admin: &PgPool, database: &str, own: &str) -> Result<(), InfraError> {
-    execute(
-        admin,
-        &format!("COMMENT ON DATABASE {} IS '{own}'", quote(database)),
-    )
-    .await
-}
-
-/// The run a database belongs to, if its name is exactly one the framework
-/// gives (`vy_<16 hex>_template` or `vy_<16 hex>_<n>`).
-fn run_of(database: &str) -> Option<&str> {
-    let rest = database.strip_prefix(PREFIX)?;
-    let (id, suffix) = rest.split_at_checked(16)?;
-    let suffix = suffix.strip_prefix('_')?;
-    let hex = |text: &str| text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let numbered = !suffix.is_empty()
-        && suffix.bytes().all(|b| b.is_ascii_digit())
-        && (suffix == "0" || !suffix.starts_with('0'));
-    (hex(id) && (suffix == "template" || numbered)).then(|| &database[..PREFIX.len() + 16])
-}
-
-/// Drops the databases of runs that died without cleaning up: databases
-/// of the current user whose name is exactly one verily gives, marked
-/// with their run's comment (or whose run's template is), and whose run has
-/// no session left on the server.
-async fn remove_dead_runs(admin: &PgPool, own_run: &str) -> Result<(), InfraError> {
-    // Databases first, sessions second: a run connects its session before
-    // it creates a database, so a database seen here whose run is alive
-    // has that run's session in the listing below.
-    let databases: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database
-         WHERE datname LIKE 'vy\\_%' AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
-    )
-    .fetch_all(admin)
-    .await
-    .map_err(sql_error)?;
-    let alive: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT application_name::text FROM pg_stat_activity
-         WHERE application_name LIKE 'verily run vy\\_%'",
-    )
-    .fetch_all(admin)
-    .await
-    .map_err(sql_error)?;
-    // A database is provably verily's when it carries its run's mark, or
-    // when its run's template does: the template is marked before any clone
-    // exists, so a clone whose run was killed between its CREATE and its
-    // COMMENT still goes.
-    let is_marked = |name: &str, comment: &Option<String>| {
-        run_of(name).is_some_and(|run| comment.as_deref() == Some(owner_mark(run).as_str()))
-    };
-    let marked_templates: Vec<&str> = databases
-        .iter()
-        .filter(|(name, comment)| name.ends_with("_template") && is_marked(name, comment))
-        .filter_map(|(name, _)| run_of(name))
-        .collect();
-    let mut dead: Vec<&str> = databases
-        .iter()
-        .filter(|(name, comment)| {
-            run_of(name).is_some_and(|run| {
-                run != own_run
-                    && (is_marked(name, comment) || marked_templates.contains(&run))
-                    && !alive.contains(&owner_mark(run))
-            })
-        })
-        .map(|(name, _)| name.as_str())
-        .collect();
-    // Clones before their template, so an interrupted sweep leaves the
-    // marked template for the next one.
-    dead.sort_by_key(|name| name.ends_with("_template"));
-    for name in dead {
-        execute(
-            admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(name)),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// The configured migrations, read once.
-pub(super) struct Schema {
-    migrator: Option<MigratorRef>,
-    directory: Option<PathBuf>,
-}
-
-enum MigratorRef {
-    Owned(sqlx::migrate::Migrator),
-    Static(&'static sqlx::migrate::Migrator),
-}
-
-impl Schema {
-    /// Reads the migrations folder (or takes the embedded migrator).
-    pub(super) async fn load(config: &Config) -> Result<Self, InfraError> {
-        if let Some(missing) = config.missing_migrations_dir() {
-            return Err(InfraError::new(format!(
-                "the migrations folder {} does not exist; point to yours with `Config::migrations_dir(..)` (or embed them with `Config::migrator(&sqlx::migrate!())`) in `verily::main!`, or say there are none with `Config::no_migrations()`",
-                missing.display()
-            )));
-        }
-        let directory = config.migrations_path();
-        let migrator = match (&config.migrations, &directory) {
-            (Migrations::Migrator(migrator), _) => Some(MigratorRef::Static(migrator)),
-            (_, Some(dir)) => Some(MigratorRef::Owned(
-                sqlx::migrate::Migrator::new(dir.as_path())
-                    .await
-                    .map_err(|error| {
-                        InfraError::new(format!(
-                            "cannot read the migrations in {}: {error}",
-                            dir.display()
-                        ))
-                    })?,
-            )),
-            (_, None) => None,
-        };
-        Ok(Self {
-            migrator,
-            directory,
-        })
-    }
-
-    fn migrator(&self) -> Option<&sqlx::migrate::Migrator> {
-        match &self.migrator {
-            Some(MigratorRef::Owned(migrator)) => Some(migrator),
-            Some(MigratorRef::Static(migrator)) => Some(migrator),
-            None => None,
-        }
-    }
-
-    /// How many migrations there are.
-    pub(super) fn count(&self) -> usize {
-        self.migrator()
-            .map_or(0, |migrator| migrator.iter().count())
-    }
-
-    /// A stable hash of every migration's version and checksum: runs with
-    /// the same migrations may share a template.
-    pub(super) fn fingerprint(&self) -> u64 {
-        let mut text = String::new();
-        for migration in self.migrator().into_iter().flat_map(|m| m.iter()) {
-            text.push_str(&format!(
-                "{}:{:02x?};",
-                migration.version,
-                &migration.checksum[..]
-            ));
-        }
-        crate::hash::stable_hash(&text)
-    }
-
-    /// Applies the migrations to the template; returns how many.
-    pub(super) async fn apply(&self, template: &PgConnectOptions) -> Result<usize, InfraError> {
-        let started = Instant::now();
-        let Some(migrator) = self.migrator() else {
-            return Ok(0);
-        };
-        // Through a one-connection pool: `Migrator::run(&mut PgConnection)`
-        // makes the future's `Send` unprovable ("Acquire is not general enough").
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(template.clone())
-            .await
-            .map_err(sql_error)?;
-        let result = migrator.run(&pool).await;
-        // Cloning needs the template free of connections.
-        pool.close().await;
-        if let Err(error) = result {
-            return Err(migration_error(error, migrator, self.directory.as_deref()));
-        }
-        let count = migrator.iter().count();
-        eprintln!(
-            "postgres: template database migrated ({count} migrations) in {:.2} s",
-            started.elapsed().as_secs_f64()
-        );
-        Ok(count)
-    }
-}
-
-/// "migration migrations/0003_orders.sql failed: ..." with PostgreSQL's own
-/// words, once, instead of a stack trace per test.
-pub(crate) fn migration_error(
-    error: sqlx::migrate::MigrateError,
-    migrator: &sqlx::migrate::Migrator,
-    dir: Option<&Path>,
-) -> InfraError {
-    use sqlx::migrate::MigrateError;
-    match error {
-        MigrateError::ExecuteMigration(cause, version) => {
-            let file = migration_file(migrator, dir, version);
-            let detail = describe(&cause);
-            InfraError::new(format!(
-                "migration {file} failed: {detail}; fix it and run again (no persistence test can run without the schema)"
-            ))
-        }
-        other => InfraError::new(format!("migrations failed: {other}")),
-    }
-}
-
-fn migration_file(migrator: &sqlx::migrate::Migrator, dir: Option<&Path>, version: i64) -> String {
-    let prefix = format!("{version}_");
-    if let Some(dir) = dir
-        && let Ok(entries) = std::fs::read_dir(dir)
-    {
-        let mut names: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name()
-                    .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
-            })
-            .collect();
-        names.sort();
-        if let Some(path) = names.first() {
-            return path.display().to_string();
-        }
-    }
-    migrator
-        .iter()
-        .find(|migration| migration.version == version)
-        .map(|migration| format!("{version}_{}", migration.description))
-        .unwrap_or_else(|| version.to_string())
-}
-
-/// Runs one statement built at run time from names this module made.
-pub(super) async fn execute(admin: &PgPool, statement: &str) -> Result<(), InfraError> {
-    sqlx::raw_sql(AssertSqlSafe(statement.to_owned()))
-        .execute(admin)
-        .await
-        .map(drop)
-        .map_err(sql_error)
-}
-
-pub(super) fn sql_error(error: sqlx::Error) -> InfraError {
-    InfraError::new(format!("PostgreSQL: {}", describe(&error)))
-}
-
-/// An error in PostgreSQL's words and SQLSTATE: sqlx's own text ends with
-/// "at line 334", the line of PostgreSQL's C source that raised it, which
-/// reads like a line of the user's file. "Too many clients" says what to
-/// change, with the server's numbers when the run has read them.
-pub(crate) fn describe(error: &sqlx::Error) -> String {
-    let sqlx::Error::Database(database) = error else {
-        return error.to_string();
-    };
-    let code = database.code().unwrap_or_default();
-    let mut text = format!("{} (SQLSTATE {code})", database.message());
-    if code == TOO_MANY_CONNECTIONS {
-        text.push_str(&super::budget::too_many_hint());
-    }
-    if code == DISK_FULL {
-        text.push_str(
-            "; the disk under the server's data directory is full: for the local cluster, set \
-             VERILY_RUNTIME_DIR to a directory with room (it defaults to /dev/shm when that has 1 GiB free)",
-        );
-    }
-    text
-}
-
-/// SQLSTATE of "could not extend file ...: No space left on device".
-const DISK_FULL: &str = "53100";
-
-/// SQLSTATE of "sorry, too many clients already" and of a role's
-/// CONNECTION LIMIT.
-pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
-
-/// A quoted identifier: `"name"`, with inner quotes doubled.
-pub fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-/// A run id unlikely to collide with another run's: time and process id,
-/// mixed.
-fn run_id() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos() as u64)
-        .unwrap_or_default();
-    let mixed = nanos ^ (u64::from(std::process::id()) << 40) ^ 0x9e37_79b9_7f4a_7c15;
-    // splitmix64's finalizer spreads the bits.
-    let mut z = mixed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) & 0x7fff_ffff_ffff_ffff
-}
-
-#[cfg(test)]
-mod tests {
-    use super::run_of;
-
-    #[test]
-    fn only_names_the_framework_gives_belong_to_a_run() {
-        assert_eq!(
-            run_of("vy_0123456789abcdef_template"),
-            Some("vy_0123456789abcdef")
-        );
-        assert_eq!(run_of("vy_0123456789abcdef_0"), Some("vy_0123456789abcdef"));
-        assert_eq!(
-            run_of("vy_0123456789abcdef_42"),
-            Some("vy_0123456789abcdef")
-        );
-        for theirs in [
-            "vy_deadbeefdeadbeef",
-            "vy_deadbeefdeadbeef_",
-            "vy_deadbeefdeadbeef_backup",
-            "vy_deadbeefdeadbeef_01",
-            "vy_deadbeefdeadbeef_1_old",
-            "vy_DEADBEEFDEADBEEF_1",
-            "vy_tpl_0123456789abcdef",
-            "vy_tpl_0123456789abcdef_db_0123456789abcdef",
-            "vy_0123456789abcdé_1",
-            "app_dev",
-        ] {
-            assert_eq!(run_of(theirs), None, "{theirs}");
-        }
     }
 }

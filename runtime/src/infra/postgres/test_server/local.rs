@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
-use crate::infra::postgres::local::{self, Binaries, SUPERUSER, io_error};
+use crate::infra::postgres::server::local::{self, Binaries, QUIT_GRACE, SUPERUSER, io_error};
 use crate::infra::process::{self, Account};
 use crate::infra::reaper;
 
@@ -84,7 +84,7 @@ impl LocalServer {
         let root = runtime_root.join(format!(
             "{PREFIX}{}-{}",
             reaper::owner_tag(),
-            local::unique()
+            process::unique()
         ));
         let making = reaper::MadeDir::new(&root);
         let data = root.join("data");
@@ -134,7 +134,7 @@ impl LocalServer {
         // A port chosen free may be taken before the server binds it.
         let mut attempts = 0;
         loop {
-            server.port = free_port()?;
+            server.port = process::free_port()?;
             let mut state = server.state.lock().await;
             match server.spawn(&mut state).await {
                 Ok(()) => break,
@@ -351,7 +351,7 @@ impl LocalServer {
         // The postmaster first, so that it forks nothing after the listing.
         process::signal(postmaster, libc::SIGSTOP);
         let mut paused = vec![postmaster];
-        for child in children_of(postmaster) {
+        for child in process::children_of(postmaster) {
             process::signal(child, libc::SIGSTOP);
             paused.push(child);
         }
@@ -371,7 +371,7 @@ impl LocalServer {
 fn resume_all(state: &mut Running) {
     let mut processes = std::mem::take(&mut state.paused);
     if let Some(postmaster) = state.postmaster.as_ref().map(Child::id) {
-        processes.extend(children_of(postmaster));
+        processes.extend(process::children_of(postmaster));
         processes.push(postmaster);
     }
     for pid in processes {
@@ -385,52 +385,9 @@ impl Drop for LocalServer {
         resume_all(state);
         if let Some(mut child) = state.postmaster.take() {
             // Immediate shutdown: the data is thrown away anyway.
-            process::signal(child.id(), libc::SIGQUIT);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            process::terminate(&mut child, libc::SIGQUIT, QUIT_GRACE);
         }
         let _ = fs::remove_dir_all(&self.root);
         cleanup::unregister(self.cleanup_key);
     }
-}
-
-/// A port on 127.0.0.1 that nothing listens on right now.
-pub(crate) fn free_port() -> Result<u16, InfraError> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|error| InfraError::new(format!("cannot find a free port on 127.0.0.1: {error}")))
-}
-
-/// Processes whose parent is `parent`: a postmaster's backends and
-/// auxiliary processes.
-#[cfg(target_os = "linux")]
-pub(crate) fn children_of(parent: u32) -> Vec<u32> {
-    let ppid = |proc: &std::path::Path| -> Option<u32> {
-        let stat = fs::read_to_string(proc.join("stat")).ok()?;
-        // `pid (comm) state ppid ...`; comm may hold spaces and parens.
-        let after = stat.get(stat.rfind(')')? + 1..)?;
-        after.split_whitespace().nth(1)?.parse().ok()
-    };
-    process::processes_where(|_, proc| ppid(proc) == Some(parent))
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn children_of(parent: u32) -> Vec<u32> {
-    Command::new("pgrep")
-        .args(["-P", &parent.to_string()])
-        .output()
-        .map(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| line.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -15,8 +15,7 @@ enum Live {
         postmaster: u32,
         root: PathBuf,
     },
-    // Only containers make these, and only with the `docker` feature.
-    #[cfg_attr(not(feature = "docker"), allow(dead_code))]
+    #[cfg(feature = "docker")]
     Docker {
         id: String,
     },
@@ -70,7 +69,7 @@ extern "C" fn at_exit() {
     for server in std::mem::take(&mut *live).into_values() {
         match server {
             Live::Local { postmaster, root } => {
-                for child in super::local::children_of(postmaster) {
+                for child in process::children_of(postmaster) {
                     process::signal(child, libc::SIGCONT);
                 }
                 process::signal(postmaster, libc::SIGCONT);
@@ -80,7 +79,10 @@ extern "C" fn at_exit() {
                 process::reap_within(postmaster, std::time::Duration::from_secs(5));
                 let _ = std::fs::remove_dir_all(root);
             }
-            Live::Docker { id } => super::remove_container(&id),
+            #[cfg(feature = "docker")]
+            Live::Docker { id } => {
+                crate::infra::docker::remove(&id);
+            }
         }
     }
 }

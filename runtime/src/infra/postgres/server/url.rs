@@ -7,8 +7,9 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use super::template::describe;
 use crate::infra::InfraError;
+use crate::infra::postgres::sql::describe;
+pub use crate::infra::source::redacted;
 
 /// `2`, `0.5`: a timeout as the user would write it.
 fn seconds(duration: Duration) -> String {
@@ -114,24 +115,8 @@ pub fn with_database(url: &str, database: &str) -> String {
     format!("{}{authority}/{database}{query}", &url[..after])
 }
 
-/// The URL without its password, for messages.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::redacted;
-
     #[test]
     fn another_database_on_the_same_server() {
         assert_eq!(
@@ -142,14 +127,5 @@ mod tests {
             super::with_database("postgres://db", "vy_1"),
             "postgres://db/vy_1"
         );
-    }
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redacted("postgres://app:s3cret@db:5432/app"),
-            "postgres://app:***@db:5432/app"
-        );
-        assert_eq!(redacted("postgres://db/app"), "postgres://db/app");
     }
 }

@@ -23,10 +23,12 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool};
 
-use super::Source;
-use crate::config::{Config, Migrations};
+use super::migrations::Schema;
+use super::server::{self, FORCE};
+use crate::config::Config;
 use crate::infra::InfraError;
 use crate::infra::proxy::{ProxyTarget, TcpProxy, Upstream};
+use crate::infra::source::{self, Source};
 
 /// Password of the superuser `postgres` on every exclusive server.
 pub(crate) const PASSWORD: &str = "verily";
@@ -77,10 +79,10 @@ impl PgServer {
 
     /// A cluster from this machine's PostgreSQL binaries.
     pub async fn local(config: &Config) -> Result<Self, InfraError> {
-        let binaries = super::local::find_binaries().ok_or_else(|| {
+        let binaries = server::local::find_binaries().ok_or_else(|| {
             InfraError::new(format!(
                 "no PostgreSQL binaries for a server of the test's own: no initdb and postgres were found (looked in {}); install PostgreSQL's server package, or use Docker (VERILY_POSTGRES=docker)",
-                super::local::SEARCHED
+                server::local::SEARCHED
             ))
         })?;
         let server = local::LocalServer::start(binaries).await?;
@@ -91,7 +93,7 @@ impl PgServer {
     /// overrides it), on a host port of its own.
     #[cfg(feature = "docker")]
     pub async fn docker(config: &Config) -> Result<Self, InfraError> {
-        crate::infra::postgres::docker::engine().map_err(|why| {
+        crate::infra::docker::engine().map_err(|why| {
             InfraError::new(format!(
                 "a PostgreSQL container was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_POSTGRES=local"
             ))
@@ -326,20 +328,20 @@ impl ProxyTarget for PgServer {
 /// (started once, so a container's seconds hardly matter), one starts per
 /// test, so the fast source comes first.
 fn choose(config: &Config) -> Result<Source, InfraError> {
-    match Source::forced()? {
+    match Source::forced(FORCE)? {
         Some(Source::Url) => Err(InfraError::new(
             "VERILY_POSTGRES=url, but a server named by a URL is shared, and a PgServer must be the test's own to stop, pause and restart; set VERILY_POSTGRES=local (needs PostgreSQL's binaries) or docker (needs a Docker engine), or run only the other tests (--skip-category error)",
         )),
         Some(source) => Ok(source),
         None => {
-            if super::local::find_binaries().is_some() {
+            if server::local::find_binaries().is_some() {
                 return Ok(Source::Local);
             }
-            match super::docker_status(config) {
+            match source::docker_status(config.image()) {
                 Ok(_) => Ok(Source::Docker),
                 Err(docker) => Err(InfraError::new(format!(
                     "no PostgreSQL of the test's own: Docker is not usable ({docker}), and no initdb was found (looked in {}); install postgresql or start Docker (a URL names a shared server, which a test cannot stop)",
-                    super::local::SEARCHED
+                    server::local::SEARCHED
                 ))),
             }
         }
@@ -349,49 +351,7 @@ fn choose(config: &Config) -> Result<Source, InfraError> {
 /// Applies the configured migrations to the server's database; returns
 /// how many.
 async fn migrate(database: &PgConnectOptions, config: &Config) -> Result<usize, InfraError> {
-    let directory = config.migrations_path();
-    let owned;
-    let migrator = match (&config.migrations, &directory) {
-        (Migrations::Migrator(migrator), _) => *migrator,
-        (_, Some(dir)) => {
-            owned = sqlx::migrate::Migrator::new(dir.as_path())
-                .await
-                .map_err(|error| {
-                    InfraError::new(format!(
-                        "cannot read the migrations in {}: {error}",
-                        dir.display()
-                    ))
-                })?;
-            &owned
-        }
-        (_, None) => return Ok(0),
-    };
-    // A pool, as in template.rs: `Migrator::run(&mut PgConnection)` makes
-    // the future's `Send` unprovable.
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(database.clone())
-        .await
-        .map_err(sql_error)?;
-    let result = migrator.run(&pool).await;
-    pool.close().await;
-    result
-        .map_err(|error| super::template::migration_error(error, migrator, directory.as_deref()))?;
-    Ok(migrator.iter().count())
-}
-
-/// `docker unpause` (a paused container cannot always be removed), then
-/// `docker rm -f -v`, waiting for both.
-fn remove_container(id: &str) {
-    let docker = |args: &[&str]| {
-        let _ = std::process::Command::new("docker")
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    };
-    docker(&["unpause", id]);
-    docker(&["rm", "--force", "--volumes", id]);
+    Schema::load(config).await?.apply(database).await
 }
 
 fn sql_error(error: sqlx::Error) -> InfraError {

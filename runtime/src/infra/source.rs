@@ -1,0 +1,105 @@
+//! Where a server comes from, for every service: a URL to someone else's
+//! server, a container, or the machine's own binaries. A variable
+//! (`VERILY_POSTGRES`, `VERILY_REDIS`) may force one, and a forced source
+//! that is unavailable is an error, never a silent fallback; otherwise
+//! the first available one is chosen, and when none is, one message says
+//! what was tried and what to do.
+
+use crate::infra::InfraError;
+
+/// Where a server came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Url,
+    Docker,
+    Local,
+}
+
+impl Source {
+    /// The source `variable` forces, if it is set.
+    pub(crate) fn forced(variable: &str) -> Result<Option<Source>, InfraError> {
+        match std::env::var(variable).as_deref() {
+            Err(_) | Ok("") => Ok(None),
+            Ok("url") => Ok(Some(Source::Url)),
+            Ok("docker") => Ok(Some(Source::Docker)),
+            Ok("local") => Ok(Some(Source::Local)),
+            Ok(other) => Err(InfraError::new(format!(
+                "{variable}={other} is not a source; use `url`, `docker` or `local`, or unset it"
+            ))),
+        }
+    }
+}
+
+/// The source chosen when none is forced and there is no URL, with what
+/// was found on the way (`B`: the local binaries), so it is not asked again.
+pub(crate) enum Chosen<B> {
+    /// The engine answered.
+    Docker,
+    Local(B),
+}
+
+impl<B> Chosen<B> {
+    pub(crate) fn source(&self) -> Source {
+        match self {
+            Chosen::Docker => Source::Docker,
+            Chosen::Local(_) => Source::Local,
+        }
+    }
+}
+
+/// Docker when an engine answers and the image is here (or there are no
+/// local binaries to fall back on, so pulling is worth it); else local
+/// binaries; else `Err(why Docker is not usable)`, for the service's
+/// message naming the three ways.
+pub(crate) fn choose<B>(binaries: Option<B>, image: (String, String)) -> Result<Chosen<B>, String> {
+    let docker = docker_status(image);
+    match (docker, binaries) {
+        (Ok(true), _) | (Ok(false), None) => Ok(Chosen::Docker),
+        (_, Some(binaries)) => Ok(Chosen::Local(binaries)),
+        (Err(why), None) => Err(why),
+    }
+}
+
+/// `Ok(image present)` when an engine answers, `Err(why not)` otherwise.
+#[cfg(feature = "docker")]
+pub(crate) fn docker_status((name, tag): (String, String)) -> Result<bool, String> {
+    crate::infra::docker::engine()?;
+    Ok(crate::infra::docker::image_present(&name, &tag))
+}
+
+#[cfg(not(feature = "docker"))]
+pub(crate) fn docker_status(_image: (String, String)) -> Result<bool, String> {
+    Err(WITHOUT_DOCKER.to_owned())
+}
+
+/// Why Docker is never usable in this build.
+#[cfg(not(feature = "docker"))]
+pub(crate) const WITHOUT_DOCKER: &str = "verily was built without its `docker` feature";
+
+/// The URL without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redacted("postgres://db/app"), "postgres://db/app");
+    }
+}
