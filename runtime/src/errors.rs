@@ -56,55 +56,82 @@ impl std::error::Error for CliError {}
 /// to every test that needed the service.
 pub(crate) type Cause = Arc<dyn Error + Send + Sync + 'static>;
 
-/// Infrastructure that could not be provided; every test that needs it
-/// fails with this message, tests that need nothing still run.
-#[derive(Debug, Clone)]
-pub struct InfraError {
-    message: String,
-    source: Option<Cause>,
-}
-
-impl InfraError {
-    /// A message saying what failed and what to do about it.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            source: None,
+/// An error that is a message for a person, and maybe the error that
+/// caused it. `Clone`: one error may fail many tests.
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            message: String,
+            source: Option<Cause>,
         }
-    }
 
-    /// `context: source`, keeping `source` as the typed cause.
-    pub fn with_source(
-        context: impl fmt::Display,
-        source: impl Error + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            message: format!("{context}: {source}"),
-            source: Some(Arc::new(source)),
+        impl $name {
+            /// A message saying what failed and what to do about it.
+            pub fn new(message: impl Into<String>) -> Self {
+                Self {
+                    message: message.into(),
+                    source: None,
+                }
+            }
+
+            /// `context: source`, keeping `source` as the typed cause.
+            pub fn with_source(
+                context: impl fmt::Display,
+                source: impl Error + Send + Sync + 'static,
+            ) -> Self {
+                Self {
+                    message: format!("{context}: {source}"),
+                    source: Some(Arc::new(source)),
+                }
+            }
         }
-    }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.message)
+            }
+        }
+
+        impl PartialEq for $name {
+            /// Equal when they say the same thing.
+            fn eq(&self, other: &Self) -> bool {
+                self.message == other.message
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl Error for $name {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                self.source
+                    .as_deref()
+                    .map(|source| source as &(dyn Error + 'static))
+            }
+        }
+    };
 }
 
-impl fmt::Display for InfraError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
+message_error! {
+    /// Infrastructure that could not be provided; every test that needs it
+    /// fails with this message, tests that need nothing still run.
+    InfraError
 }
 
-impl PartialEq for InfraError {
-    /// Equal when they say the same thing.
-    fn eq(&self, other: &Self) -> bool {
-        self.message == other.message
-    }
+message_error! {
+    /// A fixture that could not be built. The test fails with this message
+    /// without running its body.
+    FixtureError
 }
 
-impl Eq for InfraError {}
-
-impl Error for InfraError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn Error + 'static))
+impl From<InfraError> for FixtureError {
+    /// The same message; the infrastructure error is the source.
+    fn from(error: InfraError) -> Self {
+        Self {
+            message: error.to_string(),
+            source: Some(Arc::new(error)),
+        }
     }
 }
 
@@ -123,5 +150,14 @@ mod tests {
             .expect("the io error");
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
         assert!(InfraError::new("plain").source().is_none());
+    }
+
+    #[test]
+    fn an_infrastructure_error_stays_reachable_from_the_fixture_error() {
+        let infra = InfraError::new("no PostgreSQL: install postgresql");
+        let error = FixtureError::from(infra.clone());
+        assert_eq!(error.to_string(), infra.to_string());
+        let source = error.source().expect("a source");
+        assert_eq!(source.downcast_ref::<InfraError>(), Some(&infra));
     }
 }
