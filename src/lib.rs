@@ -20,7 +20,7 @@
 //! verily = { version = "0.1", features = ["testing"] }
 //! ```
 
-pub use verily_macros::{enum_complete, fixture, persists, test, wired};
+pub use verily_macros::{enum_complete, fixture, load, persists, test, wired};
 mod wire;
 
 pub use wire::{Unwired, Wire};
@@ -82,7 +82,7 @@ pub mod __private {
     #[cfg(feature = "testing")]
     pub use verily_runtime::{
         Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, enums,
-        enums::DeclaredEnum, inventory, persist, runner::TestFuture,
+        enums::DeclaredEnum, inventory, load, persist, runner::TestFuture,
     };
 
     #[cfg(feature = "linkme")]

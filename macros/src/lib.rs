@@ -6,6 +6,7 @@
 mod ctxt;
 mod enum_complete;
 mod fixtures;
+mod load;
 mod options;
 mod persists;
 mod register;
@@ -47,6 +48,17 @@ pub fn persists(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn enum_complete(args: TokenStream, item: TokenStream) -> TokenStream {
     enum_complete::expand(args.into(), item.into()).into()
+}
+
+/// A load test: the body is one iteration, run `concurrency` at a time for
+/// `iterations` (or a `duration`) after an optional `warmup`, with the
+/// fixtures built once and a clone given to each iteration. Category
+/// `load`; it runs alone. Fails on any error (or past `max_error_rate`),
+/// on a deadlock in the test's database, past `max_connections`,
+/// `max_memory_growth` or a `p99` budget, and when `after = check` fails.
+#[proc_macro_attribute]
+pub fn load(args: TokenStream, item: TokenStream) -> TokenStream {
+    load::expand(args.into(), item.into()).into()
 }
 
 /// Any other integration test: `#[verily::test(category = "e2e", timeout = "30s")]`.

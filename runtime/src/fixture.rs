@@ -79,6 +79,8 @@ pub struct TestContext {
     held: Vec<Box<dyn Any + Send>>,
     /// What the test borrowed from services, given back when it ends.
     borrowed: Vec<GiveBack>,
+    /// What a load test measured, for the reports.
+    load: Option<crate::load::LoadReport>,
 }
 
 /// Gives back one thing a test borrowed; `true` asks to keep it (a failed
@@ -111,6 +113,7 @@ impl TestContext {
             database: None,
             held: Vec::new(),
             borrowed: Vec::new(),
+            load: None,
         }
     }
 
@@ -200,6 +203,21 @@ impl TestContext {
             db: db.clone(),
         });
         Ok(db)
+    }
+
+    /// The test's database if a fixture has opened it, without opening one.
+    pub fn opened_database(&self) -> Option<Db> {
+        self.database.as_ref().map(|lease| lease.db.clone())
+    }
+
+    /// Keeps what a load test measured, for the reports.
+    pub(crate) fn report_load(&mut self, report: crate::load::LoadReport) {
+        self.load = Some(report);
+    }
+
+    /// What a load test measured, if this test is one.
+    pub(crate) fn take_load(&mut self) -> Option<crate::load::LoadReport> {
+        self.load.take()
     }
 
     /// Returns what the test borrowed: closes its pool, then drops its

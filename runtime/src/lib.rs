@@ -2,7 +2,7 @@
 //! harness CLI, the runner, fixtures and reports.
 //!
 //! Without the `harness` feature this crate is only [`category`],
-//! [`duration`] and [`similar`], with no dependencies: what the macros check at compile time.
+//! [`duration`], [`similar`] and [`size`], with no dependencies: what the macros check at compile time.
 
 // The harness runs servers as child processes tied to the run with Unix
 // signals, process groups and Unix sockets: it is Unix-only (tested on Linux).
@@ -16,6 +16,7 @@ compile_error!(
 pub mod category;
 pub mod duration;
 pub mod similar;
+pub mod size;
 
 #[cfg(feature = "harness")]
 pub mod cli;
@@ -31,6 +32,8 @@ pub mod errors;
 pub mod fixture;
 #[cfg(feature = "harness")]
 pub mod infra;
+#[cfg(feature = "harness")]
+pub mod load;
 #[cfg(feature = "harness")]
 pub mod persist;
 #[cfg(feature = "redis")]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Outcome, Summary};
+use crate::load::LoadReport;
 
 /// Writes the report of `summary` to `path`, creating parent directories.
 pub fn write(path: &Path, summary: &Summary) -> std::io::Result<()> {
@@ -57,33 +58,97 @@ pub fn render(summary: &Summary) -> String {
                 escape(record.test.file),
                 record.test.line
             );
+            let mut children = record.load.as_deref().map(properties).unwrap_or_default();
             match &record.outcome {
-                Outcome::Passed => xml.push_str("/>\n"),
-                Outcome::Ignored => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
+                Outcome::Passed => {}
+                Outcome::Ignored => children.push_str("      <skipped/>\n"),
                 Outcome::Skipped(reason) => {
-                    let _ = write!(
-                        xml,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                        escape(reason)
-                    );
+                    let _ = writeln!(children, "      <skipped message=\"{}\"/>", escape(reason));
                 }
                 Outcome::Failed(_) | Outcome::TimedOut(_) => {
                     let message = record.message().unwrap_or_default();
                     let first_line = message.lines().next().unwrap_or_default();
                     let kind = record.outcome.as_str();
-                    let _ = write!(
-                        xml,
-                        ">\n      <failure type=\"{kind}\" message=\"{}\">{}\n  at {}</failure>\n    </testcase>\n",
+                    let _ = writeln!(
+                        children,
+                        "      <failure type=\"{kind}\" message=\"{}\">{}\n  at {}</failure>",
                         escape(first_line),
                         escape(&message),
                         escape(&record.location())
                     );
                 }
             }
+            if children.is_empty() {
+                xml.push_str("/>\n");
+            } else {
+                let _ = write!(xml, ">\n{children}    </testcase>\n");
+            }
         }
         xml.push_str("  </testsuite>\n");
     }
     xml.push_str("</testsuites>\n");
+    xml
+}
+
+/// A load test's figures as `<properties>`, named `load.*`.
+fn properties(load: &LoadReport) -> String {
+    let mut figures = vec![
+        ("load.concurrency", load.concurrency.to_string()),
+        ("load.iterations", load.iterations.to_string()),
+        ("load.warmup", load.warmup.to_string()),
+        ("load.errors", load.errors.to_string()),
+        ("load.error_rate", format!("{:.6}", load.error_rate())),
+        ("load.throughput", format!("{:.1}", load.throughput())),
+        (
+            "load.latency_p50",
+            format!("{:.6}", load.latency.p50.as_secs_f64()),
+        ),
+        (
+            "load.latency_p95",
+            format!("{:.6}", load.latency.p95.as_secs_f64()),
+        ),
+        (
+            "load.latency_p99",
+            format!("{:.6}", load.latency.p99.as_secs_f64()),
+        ),
+        (
+            "load.latency_max",
+            format!("{:.6}", load.latency.max.as_secs_f64()),
+        ),
+    ];
+    let optional = [
+        (
+            "load.peak_connections",
+            load.peak_connections.map(|n| n.to_string()),
+        ),
+        (
+            "load.max_connections",
+            load.max_connections.map(|n| n.to_string()),
+        ),
+        ("load.deadlocks", load.deadlocks.map(|n| n.to_string())),
+        (
+            "load.memory_before",
+            load.memory_before.map(|n| n.to_string()),
+        ),
+        (
+            "load.memory_after",
+            load.memory_after.map(|n| n.to_string()),
+        ),
+    ];
+    figures.extend(
+        optional
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?))),
+    );
+    let mut xml = String::from("      <properties>\n");
+    for (name, value) in figures {
+        let _ = writeln!(
+            xml,
+            "        <property name=\"{name}\" value=\"{}\"/>",
+            escape(&value)
+        );
+    }
+    xml.push_str("      </properties>\n");
     xml
 }
 

@@ -259,6 +259,7 @@ async fn run_selection(
                 test,
                 outcome: Outcome::Ignored,
                 duration: Duration::ZERO,
+                load: None,
             });
             reporter.test_finished(records.last().expect("just pushed"));
             continue;
@@ -266,9 +267,16 @@ async fn run_selection(
         let semaphore = Arc::clone(&semaphore);
         let sender = sender.clone();
         let infrastructure = Arc::clone(infrastructure);
+        // A load test takes the machine: every permit, so nothing runs
+        // beside it (the semaphore is fair: tests queued after it wait).
+        let permits = if crate::load::takes_the_machine(test) {
+            u32::try_from(threads).unwrap_or(u32::MAX)
+        } else {
+            1
+        };
         tokio::spawn(async move {
             let _permit = semaphore
-                .acquire_owned()
+                .acquire_many_owned(permits)
                 .await
                 .expect("the semaphore is never closed");
             let _ = sender.send(Event::Started(test));
@@ -325,12 +333,15 @@ async fn supervise(
         }
     };
     let duration = started.elapsed();
-    if let Some(context) = context {
+    let mut load = None;
+    if let Some(mut context) = context {
+        load = context.take_load().map(Box::new);
         context.finish(outcome.is_failure()).await;
     }
     Record {
         test,
         outcome,
         duration,
+        load,
     }
 }
