@@ -15,6 +15,8 @@ mod enums;
 mod incidents;
 #[path = "harness/leftovers.rs"]
 mod leftovers;
+#[path = "harness/load_incidents.rs"]
+mod load_incidents;
 #[path = "harness/outages.rs"]
 mod outages;
 #[path = "harness/postgres.rs"]

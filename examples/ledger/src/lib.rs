@@ -77,11 +77,12 @@ impl Ledger {
             .await
     }
 
-    /// Opens an account with a zero balance (again is a no-op).
+    /// Opens an account with a zero balance (again is a no-op). Done at
+    /// startup, on the ledger's own pool.
     pub async fn open_account(&self, id: i64) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO accounts (id) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(id)
-            .execute(&self.pool().await?)
+            .execute(&self.pool)
             .await?;
         Ok(())
     }

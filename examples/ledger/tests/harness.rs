@@ -10,7 +10,7 @@ verily::main!(ledger);
 /// Mixed deposits and reads, 50 at a time, through a pool of 10.
 #[verily::load(
     concurrency = 50,
-    iterations = 600,
+    iterations = 400,
     warmup = 50,
     max_connections = 10,
     max_memory_growth = "64MB"
