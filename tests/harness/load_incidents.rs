@@ -133,3 +133,24 @@ fn each_incident_fails_only_its_own_test() {
         }
     }
 }
+
+/// Tests of this pair running now: the load test must never see the other.
+static BESIDE_THE_LOAD_TEST: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// A load test takes the machine: the runner gives it every
+/// `--test-threads` permit, so the test below never runs beside it
+/// (without that, the two start together and every iteration fails).
+#[verily::load(concurrency = 4, iterations = 400)]
+async fn a_load_test_runs_alone() {
+    let beside = BESIDE_THE_LOAD_TEST.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(beside, 0, "a test ran beside the load test");
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+}
+
+#[verily::test(category = "smoke")]
+async fn a_test_that_would_run_beside_it() {
+    BESIDE_THE_LOAD_TEST.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    BESIDE_THE_LOAD_TEST.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+}
