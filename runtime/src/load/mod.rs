@@ -449,6 +449,24 @@ mod tests {
     }
 
     #[test]
+    fn the_pretty_block_names_every_figure() {
+        let mut report = report();
+        report.errors = 3;
+        report.error_messages = vec![("Err: pool timed out".into(), 3)];
+        assert_eq!(
+            report.lines(),
+            [
+                "load: 1000 iterations at concurrency 50 in 1.00s (1000/s)",
+                "  latency p50 0.00ms p95 0.00ms p99 0.00ms max 0.00ms",
+                "  errors 3 (0.30%)",
+                "    3 × Err: pool timed out",
+                "  database: 23 connections at peak, limit 10, 0 deadlocks",
+                "  memory: resident 40.0 MB after warm-up, 71.0 MB after the run (+31.0 MB)",
+            ]
+        );
+    }
+
+    #[test]
     fn each_limit_passed_is_named_with_what_was_seen() {
         let mut report = report();
         assert!(report.complaints(&plan()).is_empty());

@@ -171,7 +171,72 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use std::time::Duration;
+
+    use super::{escape, render};
+    use crate::fixture::TestContext;
+    use crate::load::{Latency, LoadReport};
+    use crate::registry::{Needs, TestDescriptor};
+    use crate::report::{Outcome, Record, Summary};
+    use crate::runner::TestFuture;
+
+    fn pass(_: &mut TestContext) -> TestFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
+    static LOAD_TEST: TestDescriptor = TestDescriptor {
+        name: "ledger::deposits",
+        category: "load",
+        file: "tests/harness.rs",
+        line: 3,
+        ignored: false,
+        ignore_reason: None,
+        timeout: None,
+        needs: Needs::NONE,
+        run: pass,
+    };
+
+    #[test]
+    fn a_load_test_carries_its_figures_as_properties() {
+        let load = LoadReport {
+            concurrency: 50,
+            iterations: 400,
+            warmup: 50,
+            errors: 0,
+            error_messages: Vec::new(),
+            elapsed: Duration::from_secs(2),
+            latency: Latency::default(),
+            peak_connections: Some(10),
+            max_connections: Some(10),
+            deadlocks: Some(0),
+            samples: 200,
+            sampling: Duration::from_millis(40),
+            memory_before: None,
+            memory_after: None,
+        };
+        let record = Record {
+            test: &LOAD_TEST,
+            outcome: Outcome::Passed,
+            duration: Duration::from_secs(2),
+            load: Some(Box::new(load)),
+        };
+        let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
+        assert!(
+            xml.contains(
+                "line=\"3\">\n      <properties>\n        <property name=\"load.concurrency\" value=\"50\"/>\n        <property name=\"load.iterations\" value=\"400\"/>"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"load.peak_connections\" value=\"10\"/>"),
+            "{xml}"
+        );
+        assert!(!xml.contains("load.memory_before"), "{xml}");
+        assert!(
+            xml.contains("      </properties>\n    </testcase>\n"),
+            "{xml}"
+        );
+    }
 
     #[test]
     fn escapes_markup_and_control_characters() {
