@@ -53,7 +53,13 @@ pub(crate) struct DbWatch {
     excluded: Vec<i32>,
     baseline_deadlocks: i64,
     connection: Option<PgConnection>,
-    sampler: Option<(Arc<Notify>, JoinHandle<(PgConnection, Sampled)>)>,
+    sampler: Option<Sampler>,
+}
+
+/// The running sampler: told to stop, it hands back its session and figures.
+struct Sampler {
+    stop: Arc<Notify>,
+    task: JoinHandle<(PgConnection, Sampled)>,
 }
 
 impl DbWatch {
@@ -115,14 +121,14 @@ impl DbWatch {
             }
             (connection, sampled)
         });
-        self.sampler = Some((stop, task));
+        self.sampler = Some(Sampler { stop, task });
     }
 
     /// Stops the sampler and returns its figures.
     pub(crate) async fn stop(&mut self) -> Option<Sampled> {
-        let (stop, task) = self.sampler.take()?;
-        stop.notify_one();
-        let (connection, sampled) = task.await.ok()?;
+        let sampler = self.sampler.take()?;
+        sampler.stop.notify_one();
+        let (connection, sampled) = sampler.task.await.ok()?;
         self.connection = Some(connection);
         Some(sampled)
     }
