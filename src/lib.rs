@@ -22,7 +22,7 @@
 
 #![warn(missing_docs)]
 
-pub use verily_macros::{enum_complete, fixture, persists, test, wired};
+pub use verily_macros::{enum_complete, fixture, load, persists, test, wired};
 mod wire;
 
 pub use wire::{Unwired, Wire};
@@ -118,7 +118,7 @@ pub mod __private {
 
     #[cfg(feature = "testing")]
     pub use verily_runtime::__private::{
-        DeclaredEnum, TestDescriptor, TestFuture, enums, inventory, persist,
+        DeclaredEnum, TestDescriptor, TestFuture, enums, inventory, load, persist,
     };
     #[cfg(feature = "testing")]
     pub use verily_runtime::{Db, Failure, Fixture, Needs, TestContext, TestResult};

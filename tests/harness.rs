@@ -19,6 +19,8 @@ mod incidents;
 mod layers;
 #[path = "harness/leftovers.rs"]
 mod leftovers;
+#[path = "harness/load_incidents.rs"]
+mod load_incidents;
 #[path = "harness/outages.rs"]
 mod outages;
 #[path = "harness/postgres.rs"]

@@ -168,6 +168,7 @@ fn main() -> ExitCode {
             Row::Nextest => rows::nextest::run(&mut bench),
             Row::Compile => rows::compile::run(&mut bench),
             Row::Memory => Ok(()),
+            Row::Load => rows::load::run(&mut bench),
         };
         if let Err(error) = result {
             eprintln!("row {} failed: {error}", row.number());

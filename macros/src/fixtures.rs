@@ -78,6 +78,16 @@ impl Fixtures {
         }
     }
 
+    /// How many parameters there are.
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    /// The parameters' types, in order.
+    pub fn types(&self) -> &[Type] {
+        &self.types
+    }
+
     fn arg(index: usize) -> Ident {
         format_ident!("__verily_arg{}", index)
     }

@@ -8,6 +8,7 @@ mod ctxt;
 mod enum_complete;
 mod fixtures;
 mod krate;
+mod load;
 mod options;
 mod persists;
 mod register;
@@ -49,6 +50,17 @@ pub fn persists(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn enum_complete(args: TokenStream, item: TokenStream) -> TokenStream {
     krate::with_crate_option(args.into(), |args| enum_complete::expand(args, item.into())).into()
+}
+
+/// A load test: the body is one iteration, run `concurrency` at a time for
+/// `iterations` (or a `duration`) after an optional `warmup`, with the
+/// fixtures built once and a clone given to each iteration. Category
+/// `load`; it runs alone. Fails on any error (or past `max_error_rate`),
+/// on a deadlock in the test's database, past `max_connections`,
+/// `max_memory_growth` or a `p99` budget, and when `after = check` fails.
+#[proc_macro_attribute]
+pub fn load(args: TokenStream, item: TokenStream) -> TokenStream {
+    krate::with_crate_option(args.into(), |args| load::expand(args, item.into())).into()
 }
 
 /// Any other integration test: `#[verily::test(category = "e2e", timeout = "30s")]`.

@@ -1,8 +1,8 @@
 //! Runtime of verily: the registry that generated tests submit to, the
 //! harness CLI, the runner, fixtures and reports.
 //!
-//! Without the `harness` feature this crate is only [`category`],
-//! [`duration`] and [`similar`], with no dependencies: what the macros check at compile time.
+//! Without the `harness` feature this crate is only `category`,
+//! `duration`, `similar` and `size`, with no dependencies: what the macros check at compile time.
 
 #![warn(missing_docs)]
 
@@ -31,6 +31,8 @@ pub mod category;
 pub mod duration;
 #[doc(hidden)]
 pub mod similar;
+#[doc(hidden)]
+pub mod size;
 
 #[cfg(feature = "harness")]
 #[doc(hidden)]
@@ -48,6 +50,9 @@ pub(crate) mod hash;
 #[cfg(feature = "harness")]
 #[doc(hidden)]
 pub mod infra;
+#[cfg(feature = "harness")]
+#[doc(hidden)]
+pub mod load;
 #[cfg(feature = "harness")]
 pub(crate) mod model;
 #[cfg(feature = "harness")]
@@ -87,6 +92,7 @@ pub use runner::{main, main_with};
 pub mod __private {
     pub use crate::checks::enums::DeclaredEnum;
     pub use crate::checks::{enums, persist};
+    pub use crate::load;
     pub use crate::model::TestFuture;
     #[cfg(feature = "linkme")]
     pub use crate::registry::TESTS;

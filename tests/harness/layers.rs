@@ -13,13 +13,18 @@ use crate::support::workspace;
 /// The runtime's top-level modules, bottom first. A module may import from
 /// those before it, never from itself-or-later ones (its own submodules
 /// excepted).
+#[rustfmt::skip]
 const LAYERS: &[&str] = &[
     // Foundations: no infrastructure, no test model beyond plain data.
-    "category", "duration", "similar", "hash", "errors", "model", "panic", "config",
+    "category", "duration", "similar", "size", "hash", "errors", "model", "panic", "config",
     // Servers and what the run makes on them.
-    "infra", // What a test takes as parameters, and what generated tests check.
-    "fixtures", "checks",   // The descriptors generated tests submit.
-    "registry", // Reading a command line, choosing tests, reporting, running.
+    "infra",
+    // What a test takes as parameters, and what generated tests check.
+    "fixtures", "checks",
+    // The descriptors generated tests submit; load tests (a body run many
+    // times, judged on what was seen) know them.
+    "registry", "load",
+    // Reading a command line, choosing tests, reporting, running.
     "cli", "select", "report", "runner",
 ];
 

@@ -15,12 +15,26 @@
 //! `outcome` is one of `passed`, `failed`, `timed_out`, `ignored`, `skipped`;
 //! durations are in seconds; `message` is `null` unless the test failed or
 //! skipped itself (then it says why); `location` is `null` unless it failed.
+//!
+//! `load` is `null` except for load tests, where it is:
+//!
+//! ```text
+//! {"concurrency":50,"iterations":2000,"warmup":100,"errors":0,"error_rate":0.0,
+//!  "errors_by_message":[{"message":"...","count":3}],"duration":1.2,
+//!  "throughput":1666.7,"latency":{"p50":0.0011,"p95":0.0030,"p99":0.0052,"max":0.011},
+//!  "peak_connections":10,"max_connections":10,"deadlocks":0,
+//!  "samples":120,"sampling":0.03,"memory_before":41943040,"memory_after":42991616}
+//! ```
+//!
+//! (latencies, `duration` and `sampling` in seconds, memory in bytes;
+//! the database fields are `null` when the test has no database).
 
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use super::{Record, Reporter, Summary};
+use crate::load::LoadReport;
 use crate::registry::TestDescriptor;
 use crate::select::Selection;
 
@@ -57,6 +71,39 @@ pub fn test_event(record: &Record) -> Value {
         "file": record.test.file,
         "line": record.test.line,
         "needs": record.test.needs.names().collect::<Vec<_>>(),
+        "load": record.load.as_deref().map(load_event),
+    })
+}
+
+/// The `load` object of a load test's `finished` event.
+pub fn load_event(load: &LoadReport) -> Value {
+    let errors: Vec<Value> = load
+        .error_messages
+        .iter()
+        .map(|(message, count)| json!({"message": message, "count": count}))
+        .collect();
+    json!({
+        "concurrency": load.concurrency,
+        "iterations": load.iterations,
+        "warmup": load.warmup,
+        "errors": load.errors,
+        "error_rate": load.error_rate(),
+        "errors_by_message": errors,
+        "duration": load.elapsed.as_secs_f64(),
+        "throughput": load.throughput(),
+        "latency": {
+            "p50": load.latency.p50.as_secs_f64(),
+            "p95": load.latency.p95.as_secs_f64(),
+            "p99": load.latency.p99.as_secs_f64(),
+            "max": load.latency.max.as_secs_f64(),
+        },
+        "peak_connections": load.peak_connections,
+        "max_connections": load.max_connections,
+        "deadlocks": load.deadlocks,
+        "samples": load.samples,
+        "sampling": load.sampling.as_secs_f64(),
+        "memory_before": load.memory_before,
+        "memory_after": load.memory_after,
     })
 }
 

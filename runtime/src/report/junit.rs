@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Outcome, Summary};
+use crate::load::LoadReport;
 
 /// Writes the report of `summary` to `path`, creating parent directories.
 pub fn write(path: &Path, summary: &Summary) -> std::io::Result<()> {
@@ -57,33 +58,97 @@ pub fn render(summary: &Summary) -> String {
                 escape(record.test.file),
                 record.test.line
             );
+            let mut children = record.load.as_deref().map(properties).unwrap_or_default();
             match &record.outcome {
-                Outcome::Passed => xml.push_str("/>\n"),
-                Outcome::Ignored => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
+                Outcome::Passed => {}
+                Outcome::Ignored => children.push_str("      <skipped/>\n"),
                 Outcome::Skipped(reason) => {
-                    let _ = write!(
-                        xml,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                        escape(reason)
-                    );
+                    let _ = writeln!(children, "      <skipped message=\"{}\"/>", escape(reason));
                 }
                 Outcome::Failed(_) | Outcome::TimedOut(_) => {
                     let message = record.message().unwrap_or_default();
                     let first_line = message.lines().next().unwrap_or_default();
                     let kind = record.outcome.as_str();
-                    let _ = write!(
-                        xml,
-                        ">\n      <failure type=\"{kind}\" message=\"{}\">{}\n  at {}</failure>\n    </testcase>\n",
+                    let _ = writeln!(
+                        children,
+                        "      <failure type=\"{kind}\" message=\"{}\">{}\n  at {}</failure>",
                         escape(first_line),
                         escape(&message),
                         escape(&record.location())
                     );
                 }
             }
+            if children.is_empty() {
+                xml.push_str("/>\n");
+            } else {
+                let _ = write!(xml, ">\n{children}    </testcase>\n");
+            }
         }
         xml.push_str("  </testsuite>\n");
     }
     xml.push_str("</testsuites>\n");
+    xml
+}
+
+/// A load test's figures as `<properties>`, named `load.*`.
+fn properties(load: &LoadReport) -> String {
+    let mut figures = vec![
+        ("load.concurrency", load.concurrency.to_string()),
+        ("load.iterations", load.iterations.to_string()),
+        ("load.warmup", load.warmup.to_string()),
+        ("load.errors", load.errors.to_string()),
+        ("load.error_rate", format!("{:.6}", load.error_rate())),
+        ("load.throughput", format!("{:.1}", load.throughput())),
+        (
+            "load.latency_p50",
+            format!("{:.6}", load.latency.p50.as_secs_f64()),
+        ),
+        (
+            "load.latency_p95",
+            format!("{:.6}", load.latency.p95.as_secs_f64()),
+        ),
+        (
+            "load.latency_p99",
+            format!("{:.6}", load.latency.p99.as_secs_f64()),
+        ),
+        (
+            "load.latency_max",
+            format!("{:.6}", load.latency.max.as_secs_f64()),
+        ),
+    ];
+    let optional = [
+        (
+            "load.peak_connections",
+            load.peak_connections.map(|n| n.to_string()),
+        ),
+        (
+            "load.max_connections",
+            load.max_connections.map(|n| n.to_string()),
+        ),
+        ("load.deadlocks", load.deadlocks.map(|n| n.to_string())),
+        (
+            "load.memory_before",
+            load.memory_before.map(|n| n.to_string()),
+        ),
+        (
+            "load.memory_after",
+            load.memory_after.map(|n| n.to_string()),
+        ),
+    ];
+    figures.extend(
+        optional
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?))),
+    );
+    let mut xml = String::from("      <properties>\n");
+    for (name, value) in figures {
+        let _ = writeln!(
+            xml,
+            "        <property name=\"{name}\" value=\"{}\"/>",
+            escape(&value)
+        );
+    }
+    xml.push_str("      </properties>\n");
     xml
 }
 
@@ -106,7 +171,72 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use std::time::Duration;
+
+    use super::{escape, render};
+    use crate::fixtures::TestContext;
+    use crate::load::{Latency, LoadReport};
+    use crate::model::{Needs, TestFuture};
+    use crate::registry::TestDescriptor;
+    use crate::report::{Outcome, Record, Summary};
+
+    fn pass(_: &mut TestContext) -> TestFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
+    static LOAD_TEST: TestDescriptor = TestDescriptor {
+        name: "ledger::deposits",
+        category: "load",
+        file: "tests/harness.rs",
+        line: 3,
+        ignored: false,
+        ignore_reason: None,
+        timeout: None,
+        needs: Needs::NONE,
+        run: pass,
+    };
+
+    #[test]
+    fn a_load_test_carries_its_figures_as_properties() {
+        let load = LoadReport {
+            concurrency: 50,
+            iterations: 400,
+            warmup: 50,
+            errors: 0,
+            error_messages: Vec::new(),
+            elapsed: Duration::from_secs(2),
+            latency: Latency::default(),
+            peak_connections: Some(10),
+            max_connections: Some(10),
+            deadlocks: Some(0),
+            samples: 200,
+            sampling: Duration::from_millis(40),
+            memory_before: None,
+            memory_after: None,
+        };
+        let record = Record {
+            test: &LOAD_TEST,
+            outcome: Outcome::Passed,
+            duration: Duration::from_secs(2),
+            load: Some(Box::new(load)),
+        };
+        let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
+        assert!(
+            xml.contains(
+                "line=\"3\">\n      <properties>\n        <property name=\"load.concurrency\" value=\"50\"/>\n        <property name=\"load.iterations\" value=\"400\"/>"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"load.peak_connections\" value=\"10\"/>"),
+            "{xml}"
+        );
+        assert!(!xml.contains("load.memory_before"), "{xml}");
+        assert!(
+            xml.contains("      </properties>\n    </testcase>\n"),
+            "{xml}"
+        );
+    }
 
     #[test]
     fn escapes_markup_and_control_characters() {

@@ -51,6 +51,8 @@ pub struct Record {
     pub test: &'static TestDescriptor,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// What a load test measured; `None` for other tests.
+    pub load: Option<Box<crate::load::LoadReport>>,
 }
 
 impl Record {

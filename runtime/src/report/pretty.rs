@@ -135,6 +135,13 @@ impl Reporter for Pretty {
                 record.test.name,
                 self.outcome_word(&record.outcome)
             )
+            .and_then(|()| match &record.load {
+                Some(load) => load
+                    .lines()
+                    .iter()
+                    .try_for_each(|line| writeln!(out, "    {line}")),
+                None => Ok(()),
+            })
         };
         let _ = out.flush();
     }

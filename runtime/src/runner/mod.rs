@@ -14,6 +14,7 @@ use crate::cli::{self, Options};
 use crate::config::Config;
 use crate::fixtures::TestContext;
 use crate::infra::{Infrastructure, SharedInfrastructure};
+use crate::load::LoadReport;
 use crate::model::Failure;
 use crate::panic::{self, Caught};
 use crate::registry::{self, TestDescriptor};
@@ -201,6 +202,7 @@ async fn run_selection(
                 test,
                 outcome: Outcome::Ignored,
                 duration: Duration::ZERO,
+                load: None,
             });
             reporter.test_finished(records.last().expect("just pushed"));
             continue;
@@ -208,9 +210,16 @@ async fn run_selection(
         let semaphore = Arc::clone(&semaphore);
         let sender = sender.clone();
         let infrastructure = Arc::clone(infrastructure);
+        // A load test takes the machine: every permit, so nothing runs
+        // beside it (the semaphore is fair: tests queued after it wait).
+        let permits = if crate::load::takes_the_machine(test) {
+            u32::try_from(threads).unwrap_or(u32::MAX)
+        } else {
+            1
+        };
         tokio::spawn(async move {
             let _permit = semaphore
-                .acquire_owned()
+                .acquire_many_owned(permits)
                 .await
                 .expect("the semaphore is never closed");
             let _ = sender.send(Event::Started(test));
@@ -269,12 +278,15 @@ async fn supervise(
         }
     };
     let duration = started.elapsed();
+    let mut load = None;
     if let Some(context) = context {
+        load = context.held::<LoadReport>().map(Box::new);
         context.finish(outcome.is_failure()).await;
     }
     Record {
         test,
         outcome,
         duration,
+        load,
     }
 }

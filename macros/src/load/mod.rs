@@ -1,0 +1,32 @@
+//! `#[verily::load(...)]`: the body is one iteration, run `concurrency` at
+//! a time with fixtures built once and cloned into each iteration; the
+//! runtime (`verily_runtime::load`) measures and judges.
+
+mod expand;
+mod parse;
+
+use proc_macro2::TokenStream;
+use syn::ItemFn;
+
+use crate::ctxt::{Ctxt, item_with_errors};
+
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let cx = Ctxt::new();
+    let attr = parse::LoadAttr::parse(&cx, args);
+    let function = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            cx.error_spanned_by(
+                &item,
+                "#[verily::load] goes on a function: its body is one iteration of the load",
+            );
+            return item_with_errors(item, cx.check().expect_err("an error was just recorded"));
+        }
+    };
+    let fixtures = crate::fixtures::Fixtures::from_signature(&cx, &function.sig, "verily::load");
+    crate::test_attr::reject_generics(&cx, &function);
+    match cx.check() {
+        Ok(()) => expand::test(&attr, &function, &fixtures),
+        Err(error) => item_with_errors(item, error),
+    }
+}

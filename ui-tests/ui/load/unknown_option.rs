@@ -1,0 +1,4 @@
+#[verily::load(concurency = 50, iterations = 100)]
+async fn deposits() {}
+
+fn main() {}
