@@ -27,8 +27,9 @@ pub use wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
 pub use verily_runtime::{
-    Config, Db, Failure, Fixture, FixtureError, InfraError, Needs, PgServer, ProxyTarget, TcpProxy,
-    TestContext, TestResult, Upstream, skip,
+    App, AppConfig, AppError, Config, Db, Failure, Fixture, FixtureError, HttpError, InfraError,
+    Needs, NeverHeld, PgServer, ProxyTarget, Ready, Response, TcpProxy, TestContext, TestResult,
+    Upstream, eventually, skip,
 };
 
 /// Redis fixtures (feature `redis`): the test's own database on the run's
@@ -65,7 +66,9 @@ macro_rules! main {
 
         fn main() {
             $crate::__private::harness_main(
-                ($config).manifest_dir(::core::env!("CARGO_MANIFEST_DIR")),
+                ($config)
+                    .manifest_dir(::core::env!("CARGO_MANIFEST_DIR"))
+                    .package(::core::env!("CARGO_PKG_NAME")),
             )
         }
     };
@@ -81,7 +84,7 @@ pub mod __private {
 
     #[cfg(feature = "testing")]
     pub use verily_runtime::{
-        Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, enums,
+        Db, Failure, Fixture, Needs, TestContext, TestDescriptor, TestResult, category_of, enums,
         enums::DeclaredEnum, inventory, persist, runner::TestFuture,
     };
 

@@ -14,6 +14,7 @@ use crate::infra::postgres::Postgres;
 use crate::infra::postgres::template::TestDatabase;
 use crate::infra::{InfraError, Service, SharedInfrastructure, keep_requested};
 use crate::registry::{Needs, TestDescriptor};
+use crate::runner::TestResult;
 
 /// A value a test (or a `#[wired]` factory) can take as a parameter.
 ///
@@ -36,6 +37,10 @@ pub trait Fixture: Sized + Send + 'static {
     /// Infrastructure this fixture needs, including what the fixtures it
     /// builds on need.
     const NEEDS: Needs = Needs::NONE;
+
+    /// The category of a test that takes this fixture and names none
+    /// (the `App` fixture says `e2e`); the first parameter that has one wins.
+    const CATEGORY: Option<&'static str> = None;
 
     /// Builds the value for one test.
     fn setup(ctx: &mut TestContext) -> impl Future<Output = Result<Self, FixtureError>> + Send;
@@ -79,6 +84,8 @@ pub struct TestContext {
     held: Vec<Box<dyn Any + Send>>,
     /// What the test borrowed from services, given back when it ends.
     borrowed: Vec<GiveBack>,
+    /// Checks that may change the test's verdict once its body has run.
+    verdicts: Vec<Box<dyn FnOnce(&mut TestResult) + Send>>,
 }
 
 /// Gives back one thing a test borrowed; `true` asks to keep it (a failed
@@ -111,6 +118,7 @@ impl TestContext {
             database: None,
             held: Vec::new(),
             borrowed: Vec::new(),
+            verdicts: Vec::new(),
         }
     }
 
@@ -171,6 +179,21 @@ impl TestContext {
     {
         self.borrowed
             .push(Box::new(move |keep| Box::pin(give_back(keep))));
+    }
+
+    /// Runs `amend` on the test's verdict once its body has run (passed,
+    /// failed or panicked; not when stopped at its timeout): an app that
+    /// logged an error fails a passing test, a failing one gets its log
+    /// tail. The first registered runs first.
+    pub fn amend_verdict(&mut self, amend: impl FnOnce(&mut TestResult) + Send + 'static) {
+        self.verdicts.push(Box::new(amend));
+    }
+
+    /// Applies the checks of [`amend_verdict`](Self::amend_verdict).
+    pub(crate) fn amend(&mut self, result: &mut TestResult) {
+        for amend in self.verdicts.drain(..) {
+            amend(result);
+        }
     }
 
     /// The test's own database, cloned from the migrated template on first

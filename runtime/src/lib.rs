@@ -14,9 +14,13 @@ compile_error!(
 );
 
 pub mod category;
+
+pub use category::category_of;
 pub mod duration;
 pub mod similar;
 
+#[cfg(feature = "harness")]
+pub mod app;
 #[cfg(feature = "harness")]
 pub mod cli;
 #[cfg(feature = "harness")]
@@ -27,6 +31,8 @@ pub mod db;
 pub mod enums;
 #[cfg(feature = "harness")]
 pub mod errors;
+#[cfg(feature = "harness")]
+pub mod eventually;
 #[cfg(feature = "harness")]
 pub mod fixture;
 #[cfg(feature = "harness")]
@@ -45,9 +51,13 @@ pub mod runner;
 #[cfg(feature = "redis")]
 pub use crate::redis::{Redis, RedisServer};
 #[cfg(feature = "harness")]
+pub use app::{App, AppConfig, AppError, HttpError, Ready, Response};
+#[cfg(feature = "harness")]
 pub use config::Config;
 #[cfg(feature = "harness")]
 pub use db::Db;
+#[cfg(feature = "harness")]
+pub use eventually::{NeverHeld, eventually};
 #[cfg(feature = "harness")]
 pub use fixture::{Fixture, FixtureError, TestContext};
 #[cfg(feature = "harness")]

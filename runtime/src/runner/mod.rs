@@ -306,7 +306,8 @@ async fn supervise(
     let started = Instant::now();
     let mut task = tokio::spawn(async move {
         let mut context = TestContext::new(test, infrastructure);
-        let result = panic::CatchPanic::new((test.run)(&mut context)).await;
+        let mut result = panic::CatchPanic::new((test.run)(&mut context)).await;
+        context.amend(&mut result);
         (context, result)
     });
     let (outcome, context) = match tokio::time::timeout(timeout, &mut task).await {
