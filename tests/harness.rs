@@ -5,10 +5,16 @@
 #[path = "harness/support.rs"]
 mod support;
 
+#[path = "harness/app.rs"]
+mod app;
 #[path = "harness/chaos.rs"]
 mod chaos;
 #[path = "harness/cli.rs"]
 mod cli;
+#[path = "harness/e2e_incidents.rs"]
+mod e2e_incidents;
+#[path = "harness/e2e_leftovers.rs"]
+mod e2e_leftovers;
 #[path = "harness/enums.rs"]
 mod enums;
 #[path = "harness/incidents.rs"]

@@ -528,7 +528,13 @@ impl App {
                     )));
                 }
             }
-            Err(failure) if !failure.skipped => {
+            // Once per app: an `AppError` the test unwrapped carries it already.
+            Err(failure)
+                if !failure.skipped
+                    && !failure
+                        .message
+                        .contains(&format!("--- last lines of {}", self.name())) =>
+            {
                 failure.message = format!("{}\n{}", failure.message, self.tail_section());
             }
             Err(_) => {}
