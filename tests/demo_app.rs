@@ -128,6 +128,14 @@ async fn an_app_child_is_stopped_with_it(app: Parent) {
     }
 }
 
+/// Holds its app (and the app's child) until the harness is killed.
+#[verily::test]
+#[ignore = "run by tests/harness/app.rs, which kills the harness"]
+async fn an_app_child_waits_for_the_harness_to_die(app: Parent) {
+    an_app_child_is_stopped_with_it(app).await;
+    std::future::pending::<()>().await;
+}
+
 #[verily::test(category = "smoke")]
 async fn a_named_category_wins_over_the_fixture(_app: Graceful) {}
 

@@ -9,16 +9,18 @@ pub enum Row {
     Nextest,
     Compile,
     Memory,
+    E2e,
 }
 
 impl Row {
-    pub const ALL: [Row; 6] = [
+    pub const ALL: [Row; 7] = [
         Row::Overhead,
         Row::Persistence,
         Row::ColdStart,
         Row::Nextest,
         Row::Compile,
         Row::Memory,
+        Row::E2e,
     ];
 
     pub fn number(self) -> u8 {
@@ -34,6 +36,7 @@ impl Row {
             Row::Nextest => "nextest",
             Row::Compile => "compile",
             Row::Memory => "memory",
+            Row::E2e => "e2e",
         }
     }
 
@@ -45,6 +48,7 @@ impl Row {
             Row::Nextest => "under nextest vs the harness run directly",
             Row::Compile => "compile time vs hand-written #[test]",
             Row::Memory => "peak memory during the persistence run",
+            Row::E2e => "end-to-end: the example's API suite and its app start",
         }
     }
 
@@ -76,7 +80,7 @@ usage: cargo run --release --manifest-path bench/Cargo.toml -- [--runs N] [--qui
                bench/work/BENCHMARKS.md, not the repository's
   --only ROW   run only this row (repeatable, or comma-separated): a number
                or one of overhead, persistence, cold-start, nextest, compile,
-               memory (memory is measured by the persistence runs)";
+               memory (memory is measured by the persistence runs), e2e";
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();

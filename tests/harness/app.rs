@@ -115,14 +115,66 @@ fn app_outcomes_messages_and_categories() -> Result<(), String> {
     let recorded = std::fs::read_to_string(&pids).map_err(|error| error.to_string())?;
     let _ = std::fs::remove_file(&pids);
     for pid in recorded.split_whitespace() {
-        let alive = std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .unwrap_or_default()
-                .contains(") Z ");
         assert!(
-            !alive,
+            !alive(pid),
             "process {pid} of the app outlived its test ({recorded})"
         );
     }
+    Ok(())
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// kill -9 of the harness: the app dies by its parent-death signal, the
+/// child it started by the keeper of its process group.
+#[verily::test(category = "e2e", timeout = "5m")]
+fn kill_9_of_the_harness_stops_the_app_and_its_child() -> Result<(), String> {
+    use std::time::{Duration, Instant};
+    let demo = demo_app_binary()?;
+    let pids = std::env::temp_dir().join(format!("vy-suite-app-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pids);
+    let mut harness = crate::leftovers::spawn(
+        demo,
+        &[
+            "--ignored",
+            "--exact",
+            "demo_app::an_app_child_waits_for_the_harness_to_die",
+        ],
+        &[(
+            "DEMO_APP_PIDS".to_owned(),
+            pids.to_string_lossy().into_owned(),
+        )],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let recorded = loop {
+        match std::fs::read_to_string(&pids) {
+            Ok(text) if text.split_whitespace().count() == 2 => break text,
+            _ if Instant::now() > deadline => {
+                crate::leftovers::signal(&harness, libc::SIGKILL);
+                return Err(format!(
+                    "the app never recorded its pids: {}",
+                    crate::leftovers::stderr_of(&mut harness)
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let _ = std::fs::remove_file(&pids);
+    crate::leftovers::signal(&harness, libc::SIGKILL);
+    let _ = harness.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recorded.split_whitespace().any(alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<&str> = recorded
+        .split_whitespace()
+        .filter(|pid| alive(pid))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "outlived the killed harness: {left:?} (app, child: {recorded})"
+    );
     Ok(())
 }

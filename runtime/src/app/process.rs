@@ -19,6 +19,41 @@ pub struct Running {
     child: Child,
     /// Its status, once reaped.
     exited: Option<ExitStatus>,
+    /// Kills the app's group when the harness dies (see [`GroupKeeper`]).
+    keeper: Option<GroupKeeper>,
+}
+
+/// A `sh` that waits for end of input on a pipe only the harness holds,
+/// then kills the app's process group. The parent-death signal reaches
+/// only the app itself; after kill -9 of the harness this also stops what
+/// the app started.
+struct GroupKeeper {
+    child: Child,
+}
+
+impl GroupKeeper {
+    fn start(group: u32) -> std::io::Result<Self> {
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                "read _; kill -9 -\"$0\" 2>/dev/null",
+                &group.to_string(),
+            ])
+            // std's pipes are close-on-exec: no other child holds this one.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Out of the terminal's group: Ctrl-C must not end it first.
+            .process_group(0)
+            .spawn()?;
+        Ok(Self { child })
+    }
+
+    /// Closes its input (it kills a group already gone) and reaps it.
+    fn retire(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 impl Running {
@@ -61,9 +96,19 @@ impl Running {
                     }
                 })?;
         }
+        let keeper = match GroupKeeper::start(child.id()) {
+            Ok(keeper) => Some(keeper),
+            Err(error) => {
+                eprintln!(
+                    "warning: no keeper for the app's process group ({error}): if the harness is killed, processes the app started may outlive it"
+                );
+                None
+            }
+        };
         Ok(Self {
             child,
             exited: None,
+            keeper,
         })
     }
 
@@ -101,6 +146,9 @@ impl Running {
         self.kill_group();
         let _ = self.child.kill();
         self.exited = self.exited.or_else(|| self.child.wait().ok());
+        if let Some(keeper) = self.keeper.take() {
+            keeper.retire();
+        }
         self.exited
     }
 }
