@@ -29,8 +29,9 @@ pub use wire::{Unwired, Wire};
 
 #[cfg(feature = "testing")]
 pub use verily_runtime::{
-    Config, Db, Failure, Fixture, FixtureError, InfraError, Needs, PgServer, ProxyTarget, Service,
-    TcpProxy, TestContext, TestResult, Upstream, skip,
+    App, AppConfig, AppError, Config, Db, Failure, Fixture, FixtureError, HttpError, InfraError,
+    Needs, NeverHeld, PgServer, ProxyTarget, Ready, Response, Service, TcpProxy, TestContext,
+    TestResult, Upstream, eventually, skip,
 };
 
 /// Redis fixtures (feature `redis`): the test's own database on the run's
@@ -102,7 +103,9 @@ macro_rules! main {
 
         fn main() {
             $crate::__private::harness_main(
-                ($config).manifest_dir(::core::env!("CARGO_MANIFEST_DIR")),
+                ($config)
+                    .manifest_dir(::core::env!("CARGO_MANIFEST_DIR"))
+                    .package(::core::env!("CARGO_PKG_NAME")),
             )
         }
     };
@@ -118,7 +121,7 @@ pub mod __private {
 
     #[cfg(feature = "testing")]
     pub use verily_runtime::__private::{
-        DeclaredEnum, TestDescriptor, TestFuture, enums, inventory, load, persist,
+        DeclaredEnum, TestDescriptor, TestFuture, category_of, enums, inventory, load, persist,
     };
     #[cfg(feature = "testing")]
     pub use verily_runtime::{Db, Failure, Fixture, Needs, TestContext, TestResult};

@@ -7,10 +7,16 @@ mod support;
 
 #[path = "harness/adoption.rs"]
 mod adoption;
+#[path = "harness/app.rs"]
+mod app;
 #[path = "harness/chaos.rs"]
 mod chaos;
 #[path = "harness/cli.rs"]
 mod cli;
+#[path = "harness/e2e_incidents.rs"]
+mod e2e_incidents;
+#[path = "harness/e2e_leftovers.rs"]
+mod e2e_leftovers;
 #[path = "harness/enums.rs"]
 mod enums;
 #[path = "harness/incidents.rs"]

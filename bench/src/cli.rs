@@ -10,6 +10,7 @@ pub enum Row {
     Compile,
     Memory,
     Load,
+    E2e,
 }
 
 impl Row {
@@ -21,6 +22,7 @@ impl Row {
         Row::Compile,
         Row::Memory,
         Row::Load,
+        Row::E2e,
     ];
 
     pub fn number(self) -> u8 {
@@ -37,6 +39,7 @@ impl Row {
             Row::Compile => "compile",
             Row::Memory => "memory",
             Row::Load => "load",
+            Row::E2e => "e2e",
         }
     }
 
@@ -49,6 +52,7 @@ impl Row {
             Row::Compile => "compile time vs hand-written #[test]",
             Row::Memory => "peak memory during the persistence run",
             Row::Load => "#[verily::load]: overhead per iteration and database sampling",
+            Row::E2e => "end-to-end: the example's API suite and its app start",
         }
     }
 
@@ -81,6 +85,7 @@ usage: cargo run --release --manifest-path bench/Cargo.toml -- [--runs N] [--qui
   --only ROW   run only this row (repeatable, or comma-separated): a number
                or one of overhead, persistence, cold-start, nextest, compile,
                memory (memory is measured by the persistence runs), load";
+               memory (memory is measured by the persistence runs), e2e";
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();

@@ -167,6 +167,7 @@ fn main() -> ExitCode {
             Row::ColdStart => rows::cold_start::run(&mut bench),
             Row::Nextest => rows::nextest::run(&mut bench),
             Row::Compile => rows::compile::run(&mut bench),
+            Row::E2e => rows::e2e::run(&mut bench),
             Row::Memory => Ok(()),
             Row::Load => rows::load::run(&mut bench),
         };

@@ -88,6 +88,21 @@ impl Fixtures {
         &self.types
     }
 
+    /// A const expression of the test's category: `named` when the
+    /// attribute says one, else the first its fixtures declare, else `default`.
+    pub fn category(&self, named: Option<&str>, default: &str) -> TokenStream {
+        if let Some(named) = named {
+            return quote!(#named);
+        }
+        let types = &self.types;
+        quote! {
+            ::verily::__private::category_of(
+                &[#(<#types as ::verily::__private::Fixture>::CATEGORY),*],
+                #default,
+            )
+        }
+    }
+
     fn arg(index: usize) -> Ident {
         format_ident!("__verily_arg{}", index)
     }

@@ -14,7 +14,8 @@ pub struct Registration<'a> {
     pub ident: &'a Ident,
     /// The last part of the test's name, when it is not the item's.
     pub name: Option<String>,
-    pub category: &'a str,
+    /// Const expression of type `&'static str`.
+    pub category: TokenStream,
     pub options: &'a TestOptions,
     /// Const expression of type `Needs`.
     pub needs: TokenStream,
@@ -30,7 +31,7 @@ impl Registration<'_> {
     pub fn expand(&self) -> TokenStream {
         let ident = self.ident;
         let name = self.name.clone().unwrap_or_else(|| ident.to_string());
-        let category = self.category;
+        let category = &self.category;
         let ignored = self.options.ignore.is_some();
         let ignore_reason = match self.options.ignore.as_ref().and_then(Option::as_ref) {
             Some(reason) => quote!(::core::option::Option::Some(#reason)),

@@ -56,14 +56,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let ident = &function.sig.ident;
     let setup = fixtures.setup();
     let call = fixtures.call(&function.sig);
-    let category = options
-        .category
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
+    let category = fixtures.category(options.category.as_deref(), DEFAULT_CATEGORY);
     let registration = Registration {
         ident,
         name: None,
-        category: &category,
+        category,
         options: &options,
         needs: fixtures.needs(),
         body: quote! {

@@ -23,6 +23,20 @@ pub fn rank(category: &str) -> (usize, &str) {
     }
 }
 
+/// The category of a test that names none: the first its fixtures declare
+/// (`Fixture::CATEGORY`, `e2e` for the app fixture), else the attribute's
+/// `default`. Const, for the generated descriptor's static.
+pub const fn category_of(declared: &[Option<&'static str>], default: &'static str) -> &'static str {
+    let mut index = 0;
+    while index < declared.len() {
+        if let Some(category) = declared[index] {
+            return category;
+        }
+        index += 1;
+    }
+    default
+}
+
 /// Whether `name` may be used as a category: lowercase ASCII letters, digits,
 /// `-` and `_`, starting with a letter.
 pub fn is_valid_name(name: &str) -> bool {
@@ -40,6 +54,14 @@ mod tests {
         let mut names = vec!["zeta", "persistence", "alpha", "wiring"];
         names.sort_by_key(|name| rank(name));
         assert_eq!(names, ["wiring", "persistence", "alpha", "zeta"]);
+    }
+
+    #[test]
+    fn the_first_declared_fixture_category_wins() {
+        const NONE: &str = category_of(&[None, None], "integration");
+        const FIRST: &str = category_of(&[None, Some("e2e"), Some("load")], "integration");
+        assert_eq!(NONE, "integration");
+        assert_eq!(FIRST, "e2e");
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct Config {
     pub(crate) reuse_databases: bool,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) redis_image: (String, String),
+    /// The binary the `App` fixture starts, when named.
+    pub(crate) app_binary: Option<PathBuf>,
+    /// The harness crate's package name (from `main!`): the `App`
+    /// fixture's default binary.
+    pub(crate) package: Option<String>,
 }
 
 /// Image used when Docker provides PostgreSQL and nothing else is configured.
@@ -49,6 +54,8 @@ impl Default for Config {
                 DEFAULT_REDIS_IMAGE.0.to_owned(),
                 DEFAULT_REDIS_IMAGE.1.to_owned(),
             ),
+            app_binary: None,
+            package: None,
         }
     }
 }
@@ -63,6 +70,22 @@ impl Config {
     #[doc(hidden)]
     pub fn manifest_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.manifest_dir = Some(dir.into());
+        self
+    }
+
+    /// Set by `main!` to the harness crate's `CARGO_PKG_NAME`.
+    #[doc(hidden)]
+    pub fn package(mut self, name: impl Into<String>) -> Self {
+        self.package = Some(name.into());
+        self
+    }
+
+    /// The binary the `App` fixture starts; by default the binary named
+    /// like the harness crate's package. In `main!`:
+    /// `Config::new().app_binary(env!("CARGO_BIN_EXE_my-api"))` (cargo sets
+    /// that variable for integration tests of a package with that `[[bin]]`).
+    pub fn app_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.app_binary = Some(path.into());
         self
     }
 

@@ -35,6 +35,8 @@ pub mod similar;
 pub mod size;
 
 #[cfg(feature = "harness")]
+pub(crate) mod app;
+#[cfg(feature = "harness")]
 #[doc(hidden)]
 pub mod checks;
 #[cfg(feature = "harness")]
@@ -43,6 +45,8 @@ pub(crate) mod cli;
 pub(crate) mod config;
 #[cfg(feature = "harness")]
 pub(crate) mod errors;
+#[cfg(feature = "harness")]
+pub(crate) mod eventually;
 #[cfg(feature = "harness")]
 pub(crate) mod fixtures;
 #[cfg(feature = "harness")]
@@ -68,7 +72,11 @@ pub(crate) mod runner;
 pub(crate) mod select;
 
 #[cfg(feature = "harness")]
+pub use app::{App, AppConfig, AppError, HttpError, Ready, Response};
+#[cfg(feature = "harness")]
 pub use config::Config;
+#[cfg(feature = "harness")]
+pub use eventually::{NeverHeld, eventually};
 #[cfg(feature = "harness")]
 pub use fixtures::{Db, Fixture, FixtureError, TestContext};
 #[cfg(feature = "redis")]
@@ -90,6 +98,7 @@ pub use runner::{main, main_with};
 #[cfg(feature = "harness")]
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::category::category_of;
     pub use crate::checks::enums::DeclaredEnum;
     pub use crate::checks::{enums, persist};
     pub use crate::load;

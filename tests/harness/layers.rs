@@ -17,10 +17,11 @@ use crate::support::workspace;
 const LAYERS: &[&str] = &[
     // Foundations: no infrastructure, no test model beyond plain data.
     "category", "duration", "similar", "size", "hash", "errors", "model", "panic", "config",
+    "eventually",
     // Servers and what the run makes on them.
     "infra",
     // What a test takes as parameters, and what generated tests check.
-    "fixtures", "checks",
+    "fixtures", "app", "checks",
     // The descriptors generated tests submit; load tests (a body run many
     // times, judged on what was seen) know them.
     "registry", "load",

@@ -69,6 +69,15 @@ pub fn demo_binary() -> Result<&'static Path, String> {
         .map_err(Clone::clone)
 }
 
+/// The app demo harness of `tests/demo_app.rs`, built once per process.
+pub fn demo_app_binary() -> Result<&'static Path, String> {
+    static DEMO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DEMO.get_or_init(|| build_test_binary(&["-p", "verily", "--test", "demo_app"]))
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
+}
+
 /// A finished harness run.
 #[derive(Debug)]
 pub struct Run {

@@ -4,6 +4,7 @@
 pub mod cold_start;
 pub mod compile;
 pub mod load;
+pub mod e2e;
 pub mod nextest;
 pub mod overhead;
 pub mod persistence;

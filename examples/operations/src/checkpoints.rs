@@ -13,6 +13,8 @@ pub enum CheckpointReason {
     Periodic,
     Cancellation,
     Failure,
+    /// The service stopped (SIGTERM) with the operation still running.
+    Shutdown,
 }
 
 impl CheckpointReason {
@@ -21,6 +23,7 @@ impl CheckpointReason {
             CheckpointReason::Periodic => "periodic",
             CheckpointReason::Cancellation => "cancellation",
             CheckpointReason::Failure => "failure",
+            CheckpointReason::Shutdown => "shutdown",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The operations service's verily suite: the `#[wired]` factories of
 //! the crate, and the persistence and smoke tests below, each against a
 //! database of its own cloned from the migrated `migrations/`; the `error`
-//! tests in `outages.rs`, each against a server of its own that it breaks.
+//! tests in `outages.rs`, each against a server of its own that it breaks;
+//! the `e2e` tests in `e2e.rs`, against the running `operations-api`.
 
 use operations::{NewOperation, OperationStatus, OperationsService, OrphanDetector};
 use sqlx::PgPool;
@@ -9,10 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use verily::Db;
 
+#[path = "harness/e2e.rs"]
+mod e2e;
 #[path = "harness/outages.rs"]
 mod outages;
 
-verily::main!(operations);
+// The `App` fixture starts the API binary of this package.
+verily::main!(operations; config = verily::Config::new().app_binary(env!("CARGO_BIN_EXE_operations-api")));
 
 #[verily::persists(operations)]
 async fn create_operation_writes_a_row(service: OperationsService) {

@@ -195,7 +195,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
         let registration = Registration {
             ident: &ident,
             name: Some(format!("{enum_name}::{check}")),
-            category: "schema",
+            category: quote!("schema"),
             options: &checks.options,
             needs,
             body,

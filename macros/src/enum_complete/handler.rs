@@ -165,7 +165,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
     let registration = Registration {
         ident,
         name: None,
-        category: "schema",
+        category: quote!("schema"),
         options: &options,
         needs: quote!(::verily::__private::Needs::NONE #(.union(#needs))*),
         body,

@@ -93,7 +93,7 @@ pub fn test(attr: &LoadAttr, function: &ItemFn, fixtures: &Fixtures) -> TokenStr
     let registration = Registration {
         ident,
         name: None,
-        category: "load",
+        category: quote!("load"),
         options: &attr.options,
         needs: fixtures.needs(),
         body,

@@ -58,7 +58,7 @@ pub fn test(
     let registration = Registration {
         ident,
         name: None,
-        category: "persistence",
+        category: fixtures.category(attr.options.category.as_deref(), "persistence"),
         options: &attr.options,
         needs: quote!(::verily::__private::Needs::POSTGRES.union(#fixture_needs)),
         body,

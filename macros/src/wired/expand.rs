@@ -115,7 +115,7 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
     let registration = Registration {
         ident,
         name: None,
-        category: "wiring",
+        category: quote!("wiring"),
         options: &attr.options,
         needs: factory.fixtures.needs(),
         body,

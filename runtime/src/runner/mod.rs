@@ -257,7 +257,16 @@ async fn supervise(
     let started = Instant::now();
     let mut task = tokio::spawn(async move {
         let mut context = TestContext::new(test.name, test.category, infrastructure);
-        let result = panic::CatchPanic::new((test.run)(&mut context)).await;
+        let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
+            Ok(verdict) => Ok(verdict),
+            Err(Caught::Panicked(failure)) => Ok(Err(failure)),
+            Err(skipped) => Err(skipped),
+        };
+        // Fixtures may judge the body's verdict (an app that logged an error).
+        let result = result.map(|mut verdict| {
+            context.amend(&mut verdict);
+            verdict
+        });
         (context, result)
     });
     let (outcome, context) = match tokio::time::timeout(timeout, &mut task).await {
