@@ -84,8 +84,7 @@ usage: cargo run --release --manifest-path bench/Cargo.toml -- [--runs N] [--qui
                bench/work/BENCHMARKS.md, not the repository's
   --only ROW   run only this row (repeatable, or comma-separated): a number
                or one of overhead, persistence, cold-start, nextest, compile,
-               memory (memory is measured by the persistence runs), load";
-               memory (memory is measured by the persistence runs), e2e";
+               memory (memory is measured by the persistence runs), load, e2e";
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
