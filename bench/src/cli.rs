@@ -14,7 +14,7 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 7] = [
+    pub const ALL: [Row; 8] = [
         Row::Overhead,
         Row::Persistence,
         Row::ColdStart,
