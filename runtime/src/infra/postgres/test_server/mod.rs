@@ -351,7 +351,7 @@ fn choose(config: &Config) -> Result<Source, InfraError> {
 /// Applies the configured migrations to the server's database; returns
 /// how many.
 async fn migrate(database: &PgConnectOptions, config: &Config) -> Result<usize, InfraError> {
-    Schema::load(config).await?.apply(database).await
+    Schema::read(config).await?.apply(database).await
 }
 
 fn sql_error(error: sqlx::Error) -> InfraError {
