@@ -90,6 +90,16 @@ impl DockerRedis {
         )
     }
 
+    /// The host its port is published on.
+    pub fn host(&self) -> &str {
+        self.container.host()
+    }
+
+    /// The published port.
+    pub fn port(&self) -> u16 {
+        self.container.port()
+    }
+
     /// One line for the start report.
     pub fn describe(&self) -> String {
         format!(

@@ -89,6 +89,22 @@ impl Instance {
         }
     }
 
+    /// Where the server listens (resolved once: its address survives a
+    /// stop and start).
+    pub fn addr(&self) -> Result<std::net::SocketAddr, InfraError> {
+        use std::net::ToSocketAddrs;
+        let (host, port) = match self {
+            Instance::Local(server) => ("127.0.0.1".to_owned(), server.port()),
+            #[cfg(feature = "docker")]
+            Instance::Docker(container) => (container.host().to_owned(), container.port()),
+        };
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| InfraError::new(format!("cannot resolve the Redis host {host}")))
+    }
+
     fn describe(&self) -> String {
         match self {
             Instance::Local(server) => server.describe(),
