@@ -104,6 +104,54 @@ pub(crate) const QUIT_GRACE: Duration = Duration::from_secs(5);
 /// of RAM.
 pub(crate) const DYNAMIC_SHARED_MEMORY: [&str; 2] = ["-c", "dynamic_shared_memory_type=mmap"];
 
+/// What every local server the harness starts runs: `postgres` on `data`,
+/// its socket in `socket_dir`, settings for data thrown away with it, the
+/// `settings` of its kind, its output to `log`, as `account`.
+pub(crate) fn server_command(
+    binaries: &Binaries,
+    data: &Path,
+    socket_dir: &Path,
+    account: Option<Account>,
+    settings: &[&str],
+    log: fs::File,
+) -> std::io::Result<Command> {
+    let mut command = Command::new(binaries.dir.join("postgres"));
+    command
+        .arg("-D")
+        .arg(data)
+        .arg("-k")
+        .arg(socket_dir)
+        .args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "unix_socket_permissions=0777",
+        ])
+        .args(DYNAMIC_SHARED_MEMORY)
+        .args(settings.iter().flat_map(|setting| ["-c", setting]))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(account) = account {
+        command.uid(account.uid).gid(account.gid);
+    }
+    Ok(command)
+}
+
+/// Whether the server of `pid_file` (its `postmaster.pid`) accepts
+/// connections: the file's eighth line reads `ready` then.
+pub(crate) fn is_ready(pid_file: &Path) -> bool {
+    fs::read_to_string(pid_file).is_ok_and(|text| {
+        text.lines()
+            .nth(7)
+            .is_some_and(|status| status.trim() == "ready")
+    })
+}
+
 impl LocalCluster {
     /// Copies the pristine data directory (made once per version) and
     /// starts the server.
@@ -129,34 +177,15 @@ impl LocalCluster {
         if let Some(account) = account {
             process::chown(&root.join("postgres.log"), account).map_err(io_error(&root))?;
         }
-        let mut command = Command::new(binaries.dir.join("postgres"));
-        command
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(&socket_dir)
-            .args(["-c", "listen_addresses="])
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ])
-            .args([
-                "-c",
-                "max_connections=500",
-                "-c",
-                "unix_socket_permissions=0777",
-            ])
-            .args(DYNAMIC_SHARED_MEMORY)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io_error(&root))?)
-            .stderr(log);
-        if let Some(account) = account {
-            command.uid(account.uid).gid(account.gid);
-        }
+        let mut command = server_command(
+            &binaries,
+            &data,
+            &socket_dir,
+            account,
+            &["listen_addresses=", "max_connections=500"],
+            log,
+        )
+        .map_err(io_error(&root))?;
         // A kept cluster must outlive the run; any other dies with it.
         let child = reaper::gated(|| {
             if crate::infra::keep_requested() {
@@ -188,12 +217,7 @@ impl LocalCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         let pid_file = data.join("postmaster.pid");
         loop {
-            if let Ok(text) = fs::read_to_string(&pid_file)
-                && text
-                    .lines()
-                    .nth(7)
-                    .is_some_and(|status| status.trim() == "ready")
-            {
+            if is_ready(&pid_file) {
                 return Ok(());
             }
             if let Some(child) = &mut self.child
