@@ -9,6 +9,8 @@
 //!   "tried ...; do X" message;
 //! - `docker`: the engine (DOCKER_HOST, contexts, rootless, Podman) and one
 //!   container handle, for the run's servers and a test's own;
+//! - `dirs`: where servers keep their files (tmpfs when it has room), the
+//!   cache, making and copying directories a signal may interrupt;
 //! - `process`: children tied to the run, terminate with a grace, pause
 //!   trees, the account to run as, free ports and unique names;
 //! - `reaper`: sweeps of dead runs' directories and containers, exit hooks;
@@ -17,6 +19,7 @@
 //! The services: `postgres` (server/, databases/, migrations, sql, the
 //! nextest keeper in shared.rs, test_server/ for `PgServer`) and `redis`.
 
+pub mod dirs;
 #[cfg(feature = "docker")]
 pub(crate) mod docker;
 pub mod postgres;

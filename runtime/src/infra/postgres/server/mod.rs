@@ -2,9 +2,11 @@
 //! available (see the parent module), and what every kind of server
 //! answers: options, a URL pattern, one line saying where it came from.
 
+pub mod binaries;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod local;
+pub(crate) mod pristine;
 pub mod url;
 
 use sqlx::postgres::PgConnectOptions;

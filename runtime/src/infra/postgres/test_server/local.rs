@@ -15,7 +15,9 @@ use tokio::sync::Mutex;
 
 use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
-use crate::infra::postgres::server::local::{self, Binaries, QUIT_GRACE, SUPERUSER, io_error};
+use crate::infra::dirs::{self, io_error};
+use crate::infra::postgres::server::local::{self, Binaries, QUIT_GRACE, SUPERUSER};
+use crate::infra::postgres::server::{binaries, pristine};
 use crate::infra::process::{self, Account};
 use crate::infra::reaper;
 
@@ -77,8 +79,8 @@ impl LocalServer {
     /// Copies the pristine data directory and starts the server on a free
     /// port; sets the superuser's password for TCP clients.
     pub(crate) async fn start(binaries: Binaries) -> Result<Self, InfraError> {
-        let account = local::server_account()?;
-        let runtime_root = local::runtime_root(account)?;
+        let account = binaries::server_account()?;
+        let runtime_root = dirs::runtime_root(account)?;
         reaper::sweep_once();
         let root = runtime_root.join(format!(
             "{PREFIX}{}-{}",
@@ -98,10 +100,10 @@ impl LocalServer {
             // initdb (the first time) and the copy block; keep them off the
             // runtime's workers.
             tokio::task::spawn_blocking(move || {
-                local::make_dir(&root, account)?;
-                local::make_dir(&socket_dir, account)?;
-                let pristine = local::pristine_data_dir(&binaries, account, &runtime_root)?;
-                local::copy_dir(&pristine, &data)?;
+                dirs::make_dir(&root, account)?;
+                dirs::make_dir(&socket_dir, account)?;
+                let pristine = pristine::pristine_data_dir(&binaries, account, &runtime_root)?;
+                dirs::copy_dir(&pristine, &data)?;
                 let hba = root.join("pg_hba.conf");
                 fs::write(&hba, HBA).map_err(io_error(&hba))?;
                 let log = root.join("postgres.log");
