@@ -102,12 +102,7 @@ impl DockerRedis {
 
     /// One line for the start report.
     pub fn describe(&self) -> String {
-        format!(
-            "docker container ({}, {}:{})",
-            self.container.image(),
-            self.container.host(),
-            self.container.port()
-        )
+        self.container.describe()
     }
 
     /// Stops the container (SIGKILL after no grace: an outage, not a
