@@ -38,9 +38,8 @@ pub struct Config {
 /// Image used when Docker provides PostgreSQL and nothing else is configured.
 pub const DEFAULT_IMAGE: (&str, &str) = ("postgres", "15");
 
-/// Image used when Docker provides Redis: testcontainers-modules' `redis`
-/// module names `redis:5.0`, long out of support; 7.0 is what Debian ships,
-/// so `.ci/redis-image.sh` can build it from this machine's redis-server.
+/// Image used when Docker provides Redis: 7.0 is what Debian ships, so
+/// `.ci/redis-image.sh` can build it from this machine's redis-server.
 pub const DEFAULT_REDIS_IMAGE: (&str, &str) = ("redis", "7.0");
 
 impl Default for Config {

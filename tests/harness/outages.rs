@@ -49,7 +49,7 @@ async fn a_server_stopped_and_started_keeps_its_data_and_address(server: PgServe
 
     server.start().await.unwrap();
     assert_eq!(server.url(), url);
-    let mut again = PgConnection::connect(&url).await.unwrap();
+    let mut again = PgConnection::connect(url).await.unwrap();
     assert_eq!(count(&mut again).await.unwrap(), 1);
 
     server.restart().await.unwrap();
@@ -363,4 +363,47 @@ fn a_url_source_cannot_give_a_test_its_own_server() {
             && message.contains("set VERILY_POSTGRES=local"),
         "{message}"
     );
+}
+
+/// `PING` on a new connection to `addr`, answered `+PONG` within 2 s.
+fn ping(addr: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|error| error.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|error| error.to_string())?;
+    stream
+        .write_all(b"PING\r\n")
+        .map_err(|error| error.to_string())?;
+    let mut reply = [0u8; 7];
+    stream
+        .read_exact(&mut reply)
+        .map_err(|error| error.to_string())?;
+    (&reply == b"+PONG\r\n")
+        .then_some(())
+        .ok_or_else(|| String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// `RedisServer` has `PgServer`'s shape: a proxy in front of it that
+/// forwards and cuts, and controls that return a `Result`; the proxy
+/// follows the server across a stop and start (same address).
+#[verily::test(category = "error", timeout = "60s")]
+async fn a_redis_server_has_a_proxy_and_result_controls(server: verily::RedisServer) {
+    let ping = |addr| async move {
+        tokio::task::spawn_blocking(move || ping(addr))
+            .await
+            .unwrap()
+    };
+    let proxy = server.proxy().await.unwrap();
+    assert_eq!(proxy.url(), format!("redis://{}", proxy.addr()));
+    assert_eq!(ping(proxy.addr()).await, Ok(()));
+    proxy.cut();
+    assert!(ping(proxy.addr()).await.is_err());
+    proxy.restore();
+    server.stop().await.unwrap();
+    assert!(ping(server.addr()).await.is_err());
+    server.start().await.unwrap();
+    assert_eq!(ping(proxy.addr()).await, Ok(()));
+    assert_eq!(server.url(), format!("redis://{}", server.addr()));
 }

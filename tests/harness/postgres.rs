@@ -348,7 +348,7 @@ fn holding_a_database(demo: &Path) -> std::process::Child {
 /// Cluster directories a run with this pid made, in any user's runtime root.
 fn cluster_dirs_of(harness: u32) -> usize {
     let prefix = format!("cluster-{harness}-");
-    let base = verily_runtime::infra::postgres::server::local::runtime_base();
+    let base = verily_runtime::infra::dirs::runtime_base();
     let Ok(roots) = std::fs::read_dir(base) else {
         return 0;
     };

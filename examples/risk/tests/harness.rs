@@ -85,13 +85,13 @@ async fn the_reader_reports_an_outage_and_recovers(server: RedisServer) {
     let reader = RiskReader::connect(server.url()).await.unwrap();
     assert_eq!(reader.state("acct-7").await.unwrap(), COUNTED);
 
-    server.stop().await;
+    server.stop().await.unwrap();
     match reader.state("acct-7").await {
         Err(RiskError::Unavailable(_)) => {}
         other => panic!("with Redis stopped, expected Unavailable, got {other:?}"),
     }
 
-    server.start().await;
+    server.start().await.unwrap();
     let mut writer = server.connect().await.unwrap();
     write_counters(&mut writer).await;
     assert_eq!(eventually(&reader).await, Ok(COUNTED));
@@ -107,7 +107,7 @@ async fn a_stalled_redis_times_out_the_read(server: RedisServer) {
     let reader = RiskReader::connect(server.url()).await.unwrap();
     assert_eq!(reader.state("acct-7").await.unwrap(), COUNTED);
 
-    server.pause().await;
+    server.pause().await.unwrap();
     let started = std::time::Instant::now();
     let stalled = reader.state("acct-7").await;
     assert!(
@@ -119,7 +119,7 @@ async fn a_stalled_redis_times_out_the_read(server: RedisServer) {
         "{:?}",
         started.elapsed()
     );
-    server.resume().await;
+    server.resume().await.unwrap();
     assert_eq!(eventually(&reader).await, Ok(COUNTED));
 
     let killed = server.terminate_connections().await.unwrap();

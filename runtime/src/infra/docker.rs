@@ -451,6 +451,14 @@ impl Container {
         self.port
     }
 
+    /// One line for the start report: `docker container (IMAGE, HOST:PORT)`.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "docker container ({}, {}:{})",
+            self.image, self.host, self.port
+        )
+    }
+
     /// Whether the container runs.
     pub(crate) async fn running(&self) -> bool {
         run(&["inspect", "--format", "{{.State.Running}}", &self.id])

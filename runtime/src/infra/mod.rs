@@ -2,7 +2,24 @@
 //! that needs it, shared by the run, torn down at the end (also on panic
 //! and on Ctrl-C). Each service implements [`Service`]; [`Infrastructure`]
 //! holds them by type.
+//!
+//! The kit every service is built from:
+//!
+//! - `source`: the forced source, the URL -> Docker -> local choice and its
+//!   "tried ...; do X" message;
+//! - `docker`: the engine (DOCKER_HOST, contexts, rootless, Podman) and one
+//!   container handle, for the run's servers and a test's own;
+//! - `dirs`: where servers keep their files (tmpfs when it has room), the
+//!   cache, making and copying directories a signal may interrupt;
+//! - `process`: children tied to the run, terminate with a grace, pause
+//!   trees, the account to run as, free ports and unique names;
+//! - `reaper`: sweeps of dead runs' directories and containers, exit hooks;
+//! - `proxy`: a TCP proxy a test can cut, black-hole and slow down.
+//!
+//! The services: `postgres` (server/, databases/, migrations, sql, the
+//! nextest keeper in shared.rs, test_server/ for `PgServer`) and `redis`.
 
+pub mod dirs;
 #[cfg(feature = "docker")]
 pub(crate) mod docker;
 pub mod postgres;

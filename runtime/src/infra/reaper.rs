@@ -131,9 +131,8 @@ impl Places {
         // SAFETY: getuid has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
         Self {
-            runtime_root: super::postgres::server::local::runtime_base()
-                .join(format!("verily-{uid}")),
-            cache: super::postgres::server::local::cache_dir(),
+            runtime_root: super::dirs::runtime_base().join(format!("verily-{uid}")),
+            cache: super::dirs::cache_dir(),
             temp: std::env::temp_dir(),
         }
     }

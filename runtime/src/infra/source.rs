@@ -76,6 +76,32 @@ pub(crate) fn docker_status(_image: (String, String)) -> Result<bool, String> {
 #[cfg(not(feature = "docker"))]
 pub(crate) const WITHOUT_DOCKER: &str = "verily was built without its `docker` feature";
 
+/// For a source that asks for Docker: the engine answers, or an error
+/// that says why not and what to use instead (`others`).
+#[cfg(feature = "docker")]
+pub(crate) fn docker_asked_for(
+    service: &str,
+    _variable: &str,
+    others: &str,
+) -> Result<(), InfraError> {
+    crate::infra::docker::engine().map_err(|why| {
+        InfraError::new(format!(
+            "{service} from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use {others}"
+        ))
+    })
+}
+
+#[cfg(not(feature = "docker"))]
+pub(crate) fn docker_asked_for(
+    _service: &str,
+    variable: &str,
+    others: &str,
+) -> Result<(), InfraError> {
+    Err(InfraError::new(format!(
+        "{variable}=docker, but {WITHOUT_DOCKER}; enable it, or use {others}"
+    )))
+}
+
 /// The URL without its password, for messages.
 pub fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -23,7 +23,9 @@ enum MigratorRef {
 }
 
 impl Schema {
-    /// Reads the migrations folder (or takes the embedded migrator).
+    /// Reads the migrations folder (or takes the embedded migrator) for the
+    /// run's template: a folder named, or the default `migrations/` left
+    /// implied, that does not exist is an error.
     pub(crate) async fn load(config: &Config) -> Result<Self, InfraError> {
         if let Some(missing) = config.missing_migrations_dir() {
             return Err(InfraError::new(format!(
@@ -31,6 +33,12 @@ impl Schema {
                 missing.display()
             )));
         }
+        Self::read(config).await
+    }
+
+    /// The same for a test's own server, where a missing default
+    /// `migrations/` means none (as it always has for `PgServer`).
+    pub(crate) async fn read(config: &Config) -> Result<Self, InfraError> {
         let directory = config.migrations_path();
         let migrator = match (&config.migrations, &directory) {
             (Migrations::Migrator(migrator), _) => Some(MigratorRef::Static(migrator)),

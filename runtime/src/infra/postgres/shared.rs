@@ -79,7 +79,7 @@ struct Files {
 
 impl Files {
     fn new(key: &str) -> Result<Self, InfraError> {
-        let root = local::runtime_root(local::server_account()?)?;
+        let root = crate::infra::dirs::runtime_root(super::server::binaries::server_account()?)?;
         Ok(Self::in_root(&root, key))
     }
 
@@ -139,7 +139,7 @@ impl SharedCluster {
     /// one: without looking for binaries or asking Docker, so the processes
     /// after the first start in milliseconds.
     pub fn attach_running() -> Result<Option<Self>, InfraError> {
-        let root = local::runtime_root(local::server_account()?)?;
+        let root = crate::infra::dirs::runtime_root(super::server::binaries::server_account()?)?;
         let Ok(entries) = fs::read_dir(&root) else {
             return Ok(None);
         };

@@ -90,14 +90,19 @@ impl DockerRedis {
         )
     }
 
+    /// The host its port is published on.
+    pub fn host(&self) -> &str {
+        self.container.host()
+    }
+
+    /// The published port.
+    pub fn port(&self) -> u16 {
+        self.container.port()
+    }
+
     /// One line for the start report.
     pub fn describe(&self) -> String {
-        format!(
-            "docker container ({}, {}:{})",
-            self.container.image(),
-            self.container.host(),
-            self.container.port()
-        )
+        self.container.describe()
     }
 
     /// Stops the container (SIGKILL after no grace: an outage, not a

@@ -177,6 +177,11 @@ impl LocalRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// One line for the start report.
     pub fn describe(&self) -> String {
         format!(

@@ -89,6 +89,22 @@ impl Instance {
         }
     }
 
+    /// Where the server listens (resolved once: its address survives a
+    /// stop and start).
+    pub fn addr(&self) -> Result<std::net::SocketAddr, InfraError> {
+        use std::net::ToSocketAddrs;
+        let (host, port) = match self {
+            Instance::Local(server) => ("127.0.0.1".to_owned(), server.port()),
+            #[cfg(feature = "docker")]
+            Instance::Docker(container) => (container.host().to_owned(), container.port()),
+        };
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| InfraError::new(format!("cannot resolve the Redis host {host}")))
+    }
+
     fn describe(&self) -> String {
         match self {
             Instance::Local(server) => server.describe(),
@@ -173,25 +189,17 @@ fn choose_unforced(config: &Config) -> Result<Source, InfraError> {
         })
 }
 
-#[cfg(feature = "docker")]
 async fn start_docker(config: &Config, fixed_port: bool) -> Result<Instance, InfraError> {
-    crate::infra::docker::engine().map_err(|why| {
-        InfraError::new(format!(
-            "Redis from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_REDIS=local or VERILY_REDIS_URL"
-        ))
-    })?;
-    crate::infra::reaper::sweep_containers_once();
-    let (name, tag) = config.redis_image_name();
-    docker::DockerRedis::start(&name, &tag, fixed_port)
-        .await
-        .map(|container| Instance::Docker(Box::new(container)))
-}
-
-#[cfg(not(feature = "docker"))]
-async fn start_docker(_config: &Config, _fixed_port: bool) -> Result<Instance, InfraError> {
-    Err(InfraError::new(
-        "VERILY_REDIS=docker, but verily was built without its `docker` feature; enable it, or use VERILY_REDIS=local or VERILY_REDIS_URL",
-    ))
+    source::docker_asked_for("Redis", FORCE, "VERILY_REDIS=local or VERILY_REDIS_URL")?;
+    #[cfg(feature = "docker")]
+    {
+        let (name, tag) = config.redis_image_name();
+        docker::DockerRedis::start(&name, &tag, fixed_port)
+            .await
+            .map(|container| Instance::Docker(Box::new(container)))
+    }
+    #[cfg(not(feature = "docker"))]
+    unreachable!("docker_asked_for refuses without the `docker` feature ({config:?}, {fixed_port})")
 }
 
 /// Sends `PING` on a fresh TCP connection and expects `+PONG` within a

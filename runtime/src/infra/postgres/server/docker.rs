@@ -132,12 +132,7 @@ impl DockerPostgres {
     }
 
     pub fn describe(&self) -> String {
-        format!(
-            "docker container ({}, {}:{})",
-            self.container.image(),
-            self.container.host(),
-            self.container.port()
-        )
+        self.container.describe()
     }
 
     pub fn keep_instructions(&mut self) -> String {

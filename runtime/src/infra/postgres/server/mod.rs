@@ -2,9 +2,11 @@
 //! available (see the parent module), and what every kind of server
 //! answers: options, a URL pattern, one line saying where it came from.
 
+pub mod binaries;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod local;
+pub(crate) mod pristine;
 pub mod url;
 
 use sqlx::postgres::PgConnectOptions;
@@ -161,25 +163,17 @@ fn choose_unforced(config: &Config) -> Result<Chosen<local::Binaries>, InfraErro
 }
 
 /// Starts a container; `check_engine` unless choosing just saw it answer.
-#[cfg(feature = "docker")]
 async fn start_docker(config: &Config, check_engine: bool) -> Result<Server, InfraError> {
-    if check_engine {
-        crate::infra::docker::engine().map_err(|why| {
-            InfraError::new(format!(
-                "PostgreSQL from Docker was asked for, but Docker is not reachable ({why}); start Docker, or use VERILY_POSTGRES=local or DATABASE_URL"
-            ))
-        })?;
+    if check_engine || cfg!(not(feature = "docker")) {
+        source::docker_asked_for("PostgreSQL", FORCE, "VERILY_POSTGRES=local or DATABASE_URL")?;
     }
-    crate::infra::reaper::sweep_containers_once();
-    let (name, tag) = config.image();
-    docker::DockerPostgres::start(&name, &tag)
-        .await
-        .map(|container| Server::Docker(Box::new(container)))
-}
-
-#[cfg(not(feature = "docker"))]
-async fn start_docker(_config: &Config, _check_engine: bool) -> Result<Server, InfraError> {
-    Err(InfraError::new(
-        "VERILY_POSTGRES=docker, but verily was built without its `docker` feature; enable it, or use VERILY_POSTGRES=local or DATABASE_URL",
-    ))
+    #[cfg(feature = "docker")]
+    {
+        let (name, tag) = config.image();
+        docker::DockerPostgres::start(&name, &tag)
+            .await
+            .map(|container| Server::Docker(Box::new(container)))
+    }
+    #[cfg(not(feature = "docker"))]
+    unreachable!("docker_asked_for refuses without the `docker` feature ({config:?})")
 }

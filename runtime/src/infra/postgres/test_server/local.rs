@@ -5,9 +5,8 @@
 //! paused or not, and removes its directory.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
@@ -16,7 +15,9 @@ use tokio::sync::Mutex;
 
 use super::{PASSWORD, cleanup};
 use crate::infra::InfraError;
-use crate::infra::postgres::server::local::{self, Binaries, QUIT_GRACE, SUPERUSER, io_error};
+use crate::infra::dirs::{self, io_error};
+use crate::infra::postgres::server::local::{self, Binaries, QUIT_GRACE, SUPERUSER};
+use crate::infra::postgres::server::{binaries, pristine};
 use crate::infra::process::{self, Account};
 use crate::infra::reaper;
 
@@ -78,8 +79,8 @@ impl LocalServer {
     /// Copies the pristine data directory and starts the server on a free
     /// port; sets the superuser's password for TCP clients.
     pub(crate) async fn start(binaries: Binaries) -> Result<Self, InfraError> {
-        let account = local::server_account()?;
-        let runtime_root = local::runtime_root(account)?;
+        let account = binaries::server_account()?;
+        let runtime_root = dirs::runtime_root(account)?;
         reaper::sweep_once();
         let root = runtime_root.join(format!(
             "{PREFIX}{}-{}",
@@ -99,10 +100,10 @@ impl LocalServer {
             // initdb (the first time) and the copy block; keep them off the
             // runtime's workers.
             tokio::task::spawn_blocking(move || {
-                local::make_dir(&root, account)?;
-                local::make_dir(&socket_dir, account)?;
-                let pristine = local::pristine_data_dir(&binaries, account, &runtime_root)?;
-                local::copy_dir(&pristine, &data)?;
+                dirs::make_dir(&root, account)?;
+                dirs::make_dir(&socket_dir, account)?;
+                let pristine = pristine::pristine_data_dir(&binaries, account, &runtime_root)?;
+                dirs::copy_dir(&pristine, &data)?;
                 let hba = root.join("pg_hba.conf");
                 fs::write(&hba, HBA).map_err(io_error(&hba))?;
                 let log = root.join("postgres.log");
@@ -193,42 +194,22 @@ impl LocalServer {
             .open(&log_path)
             .map_err(|error| StartError::Other(io_error(&log_path)(error)))?;
         let log_offset = log.metadata().map(|meta| meta.len()).unwrap_or_default();
-        let stdout = log
-            .try_clone()
-            .map_err(|error| StartError::Other(io_error(&log_path)(error)))?;
-        let mut command = Command::new(self.binaries.dir.join("postgres"));
-        command
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-k")
-            .arg(&self.socket_dir)
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .arg("-c")
-            .arg(format!(
-                "hba_file={}",
-                self.root.join("pg_hba.conf").display()
-            ))
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
+        let port = format!("port={}", self.port);
+        let hba = format!("hba_file={}", self.root.join("pg_hba.conf").display());
+        let command = local::server_command(
+            &self.binaries,
+            &self.data,
+            &self.socket_dir,
+            self.account,
+            &[
+                "listen_addresses=127.0.0.1",
+                &port,
+                &hba,
                 "max_connections=100",
-                "-c",
-                "unix_socket_permissions=0777",
-            ])
-            .args(local::DYNAMIC_SHARED_MEMORY)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(log);
-        if let Some(account) = self.account {
-            command.uid(account.uid).gid(account.gid);
-        }
+            ],
+            log,
+        )
+        .map_err(|error| StartError::Other(io_error(&log_path)(error)))?;
         let child = reaper::gated(|| process::spawn_tied_to_harness(command, libc::SIGQUIT))
             .map_err(|error| {
                 StartError::Other(InfraError::new(format!(
@@ -254,12 +235,7 @@ impl LocalServer {
         let deadline = Instant::now() + READY_LIMIT;
         let pid_file = self.data.join("postmaster.pid");
         loop {
-            if let Ok(text) = fs::read_to_string(&pid_file)
-                && text
-                    .lines()
-                    .nth(7)
-                    .is_some_and(|status| status.trim() == "ready")
-            {
+            if local::is_ready(&pid_file) {
                 return Ok(());
             }
             if let Some(child) = &mut state.postmaster

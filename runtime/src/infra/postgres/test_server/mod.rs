@@ -45,7 +45,7 @@ pub const USER: &str = "postgres";
 /// ```ignore
 /// #[verily::test(category = "error")]
 /// async fn a_stopped_database_is_an_error_not_a_panic(server: verily::PgServer) {
-///     let service = MyService::connect(&server.url()).await.unwrap();
+///     let service = MyService::connect(server.url()).await.unwrap();
 ///     server.stop().await.unwrap();
 ///     assert!(service.list().await.is_err());
 ///     server.start().await.unwrap();
@@ -56,6 +56,8 @@ pub const USER: &str = "postgres";
 pub struct PgServer {
     backend: Backend,
     migrations: usize,
+    /// [`url`](Self::url), made once: the port survives a stop and start.
+    url: String,
 }
 
 #[derive(Debug)]
@@ -116,7 +118,9 @@ impl PgServer {
         let mut server = PgServer {
             backend,
             migrations: 0,
+            url: String::new(),
         };
+        server.url = server.url_as(USER, PASSWORD);
         let mut admin = PgConnection::connect_with(&server.admin_options())
             .await
             .map_err(sql_error)?;
@@ -135,8 +139,8 @@ impl PgServer {
     /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/verily`: what a
     /// service's configuration would name. TCP, so a [`TcpProxy`] can stand
     /// in between.
-    pub fn url(&self) -> String {
-        self.url_as(USER, PASSWORD)
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The same URL with other credentials: for testing what a service does
@@ -351,7 +355,7 @@ fn choose(config: &Config) -> Result<Source, InfraError> {
 /// Applies the configured migrations to the server's database; returns
 /// how many.
 async fn migrate(database: &PgConnectOptions, config: &Config) -> Result<usize, InfraError> {
-    Schema::load(config).await?.apply(database).await
+    Schema::read(config).await?.apply(database).await
 }
 
 fn sql_error(error: sqlx::Error) -> InfraError {
