@@ -183,3 +183,24 @@ pub fn string_literal(cx: &Ctxt, key: &str, value: &Expr) -> Option<LitStr> {
         }
     }
 }
+
+/// A whole number literal; otherwise records `expected` (which says the
+/// option's shape, as in "`rows` takes a whole number, as in rows = 1").
+pub fn whole_number(cx: &Ctxt, value: &Expr, expected: &str) -> Option<u64> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(number),
+            ..
+        }) => match number.base10_parse::<u64>() {
+            Ok(number) => Some(number),
+            Err(error) => {
+                cx.syn_error(error);
+                None
+            }
+        },
+        other => {
+            cx.error_spanned_by(other, expected);
+            None
+        }
+    }
+}

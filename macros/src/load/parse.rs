@@ -4,7 +4,9 @@ use proc_macro2::TokenStream;
 use syn::{Expr, ExprLit, ExprPath, Ident, Lit};
 
 use crate::ctxt::Ctxt;
-use crate::options::{Arg, TestOptions, parse_args_or_record, string_literal, unknown_option};
+use crate::options::{
+    Arg, TestOptions, parse_args_or_record, string_literal, unknown_option, whole_number,
+};
 use crate::symbol::{
     AFTER, CONCURRENCY, DURATION, IGNORE, ITERATIONS, MAX_CONNECTIONS, MAX_ERROR_RATE,
     MAX_MEMORY_GROWTH, P99, TIMEOUT, WARMUP,
@@ -130,25 +132,11 @@ impl LoadAttr {
 
 /// A whole number literal, or an error naming the key that wanted one.
 fn whole(cx: &Ctxt, key: &str, value: &Expr) -> Option<u64> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(number),
-            ..
-        }) => match number.base10_parse::<u64>() {
-            Ok(number) => Some(number),
-            Err(error) => {
-                cx.syn_error(error);
-                None
-            }
-        },
-        other => {
-            cx.error_spanned_by(
-                other,
-                format!("`{key}` takes a whole number, as in {key} = 50"),
-            );
-            None
-        }
-    }
+    whole_number(
+        cx,
+        value,
+        &format!("`{key}` takes a whole number, as in {key} = 50"),
+    )
 }
 
 /// A whole number of at least one.

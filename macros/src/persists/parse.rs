@@ -11,7 +11,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr};
 use super::migrations::{self, Schema};
 use crate::ctxt::Ctxt;
 use crate::options::{
-    Arg, TestOptions, dotted, parse_args_or_record, string_literal, unknown_option,
+    Arg, TestOptions, dotted, parse_args_or_record, string_literal, unknown_option, whole_number,
 };
 use crate::symbol::{IGNORE, MIGRATIONS, ROWS, TIMEOUT, WHERE};
 use verily_runtime::similar::did_you_mean;
@@ -135,24 +135,11 @@ impl PersistsAttr {
 }
 
 fn rows(cx: &Ctxt, value: &Expr) -> Option<u64> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(int), ..
-        }) => match int.base10_parse::<u64>() {
-            Ok(rows) => Some(rows),
-            Err(error) => {
-                cx.syn_error(error);
-                None
-            }
-        },
-        other => {
-            cx.error_spanned_by(
-                other,
-                "`rows` takes a whole number, as in rows = 1 (rows = 0: must not write)",
-            );
-            None
-        }
-    }
+    whole_number(
+        cx,
+        value,
+        "`rows` takes a whole number, as in rows = 1 (rows = 0: must not write)",
+    )
 }
 
 /// Every named table must be created by the crate's migrations.
