@@ -35,7 +35,7 @@ fn each_api_incident_is_caught_by_its_e2e_test() {
         (
             "bug-api-response-only",
             "post_writes_the_operation_row",
-            "post_writes_the_operation_row: expected 1 new row in operations where symbol = 'EURUSD', found 0 (before 0, after 0): the write never reached the database",
+            "post_writes_the_operation_row: expected 1 new row in operations where symbol = 'EURUSD', found 0 (before 0, after 0): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)",
             // Without the row, cancelling and shutting down cannot save
             // their checkpoints (a foreign key): the same incident.
             &[
@@ -58,7 +58,7 @@ fn each_api_incident_is_caught_by_its_e2e_test() {
         (
             "bug-sigterm-no-checkpoint",
             "sigterm_saves_a_checkpoint_per_running_operation",
-            "sigterm_saves_a_checkpoint_per_running_operation: expected 2 new rows in checkpoints where reason = 'shutdown', found 0 (before 0, after 0): the write never reached the database",
+            "sigterm_saves_a_checkpoint_per_running_operation: expected 2 new rows in checkpoints where reason = 'shutdown', found 0 (before 0, after 0): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)",
             &[],
         ),
         (
