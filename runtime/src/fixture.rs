@@ -85,12 +85,16 @@ pub struct TestContext {
     /// What the test borrowed from services, given back when it ends.
     borrowed: Vec<GiveBack>,
     /// Checks that may change the test's verdict once its body has run.
-    verdicts: Vec<Box<dyn FnOnce(&mut TestResult) + Send>>,
+    verdicts: Vec<AmendVerdict>,
 }
 
 /// Gives back one thing a test borrowed; `true` asks to keep it (a failed
 /// test's, with `VERILY_KEEP=1`).
 type GiveBack = Box<dyn FnOnce(bool) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Changes a test's verdict once its body has run (see
+/// [`TestContext::amend_verdict`]).
+type AmendVerdict = Box<dyn FnOnce(&mut TestResult) + Send>;
 
 /// A test's database and the server it lives on, returned at the end.
 struct Lease {

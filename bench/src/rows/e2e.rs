@@ -60,6 +60,9 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
 
     // By hand: one database migrated with psql, the binary started with
     // its URL and a port, `GET /health` polled every millisecond.
+    std::fs::create_dir_all(&bench.workspace.work).map_err(|error| {
+        BenchError::new(format!("{}: {error}", bench.workspace.work.display()))
+    })?;
     let mut cluster = Cluster::start(&bench.workspace.work)?;
     let by_hand = by_hand(&cluster, &example, &api, runs.max(3) * TESTS);
     cluster.stop();
