@@ -105,8 +105,13 @@ async fn terminate_returns_the_exit_status(app: Graceful) {
         .await
         .unwrap();
     assert_eq!(app.0.pid(), None);
+    let port = app.0.port();
     app.0.restart().await.unwrap();
     assert_ne!(app.0.pid(), Some(pid));
+    assert_eq!(app.0.port(), port);
+    // Ready again by its new run's line, not the first run's.
+    let readies = app.0.logs().iter().filter(|line| *line == "ready").count();
+    assert_eq!(readies, 2, "{:?}", app.0.logs());
 }
 
 #[verily::test]
