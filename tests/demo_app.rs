@@ -66,7 +66,9 @@ shell_app!(
 );
 shell_app!(
     Graceful,
-    "trap 'echo saving state; exit 7' TERM; echo ready; while :; do sleep 0.02; done"
+    // Ready only after a while, so a restart that took the first run's
+    // `ready` line for its own would return before the second one.
+    "trap 'echo saving state; exit 7' TERM; sleep 0.3; echo ready; while :; do sleep 0.02; done"
 );
 shell_app!(Parent, "sleep 300 & echo \"child $!\"; echo ready; wait");
 
