@@ -66,7 +66,9 @@ shell_app!(
 );
 shell_app!(
     Graceful,
-    "trap 'echo saving state; exit 7' TERM; echo ready; while :; do sleep 0.02; done"
+    // Ready only after a while, so a restart that took the first run's
+    // `ready` line for its own would return before the second one.
+    "trap 'echo saving state; exit 7' TERM; sleep 0.3; echo ready; while :; do sleep 0.02; done"
 );
 shell_app!(Parent, "sleep 300 & echo \"child $!\"; echo ready; wait");
 
@@ -105,8 +107,13 @@ async fn terminate_returns_the_exit_status(app: Graceful) {
         .await
         .unwrap();
     assert_eq!(app.0.pid(), None);
+    let port = app.0.port();
     app.0.restart().await.unwrap();
     assert_ne!(app.0.pid(), Some(pid));
+    assert_eq!(app.0.port(), port);
+    // Ready again by its new run's line, not the first run's.
+    let readies = app.0.logs().iter().filter(|line| *line == "ready").count();
+    assert_eq!(readies, 2, "{:?}", app.0.logs());
 }
 
 #[verily::test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::cargo_test_example;
+use crate::support::{cargo_test_example, private_target};
 
 const SUITE: [&str; 7] = [
     "an_invalid_payload_gets_a_clear_4xx_and_the_app_stays_up",
@@ -20,7 +20,11 @@ const SUITE: [&str; 7] = [
 #[verily::test(category = "e2e", timeout = "20m")]
 fn each_api_incident_is_caught_by_its_e2e_test() {
     let args = ["--category", "e2e", "--format", "json"];
-    let healthy = cargo_test_example("operations", &[], &args, &[]);
+    // Builds of its own: the feature's operations-api, not another test's.
+    let target = private_target("e2e-incidents");
+    let target = target.to_string_lossy();
+    let env = [("CARGO_TARGET_DIR", &*target)];
+    let healthy = cargo_test_example("operations", &[], &args, &env);
     assert_eq!(healthy.code, 0, "{}\n{}", healthy.stdout, healthy.stderr);
     let finished = healthy.finished();
     let names: BTreeSet<&str> = finished
@@ -74,7 +78,7 @@ fn each_api_incident_is_caught_by_its_e2e_test() {
             &[],
         ),
     ] {
-        let broken = cargo_test_example("operations", &[feature], &args, &[]);
+        let broken = cargo_test_example("operations", &[feature], &args, &env);
         assert_eq!(
             broken.code, 101,
             "{feature}: {}\n{}",

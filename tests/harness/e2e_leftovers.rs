@@ -6,14 +6,24 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::leftovers::{self, PrivateDirs};
-use crate::support::{build_test_binary, cargo_test_example};
+use crate::support::{cargo_executable, cargo_test_example, private_target};
 
 /// The example's harness, built once per process.
 fn example_harness() -> &'static std::path::Path {
     static HARNESS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     HARNESS.get_or_init(|| {
-        build_test_binary(&["-p", "operations", "--test", "harness"])
-            .expect("the example's harness builds")
+        let target = private_target("e2e-leftovers");
+        cargo_executable(&[
+            "test",
+            "--no-run",
+            "-p",
+            "operations",
+            "--test",
+            "harness",
+            "--target-dir",
+            &target.to_string_lossy(),
+        ])
+        .expect("the example's harness builds")
     })
 }
 
@@ -77,6 +87,10 @@ fn the_e2e_suite_leaves_no_app_database_or_cluster() {
         .map(|(key, value)| (key.as_str(), value.as_str()))
         .collect();
     env.push(("VERILY_POSTGRES", "local"));
+    // Builds of its own: the healthy operations-api, not a feature's.
+    let target = private_target("e2e-leftovers");
+    let target = target.to_string_lossy();
+    env.push(("CARGO_TARGET_DIR", &target));
     let run = cargo_test_example("operations", &[], &["--category", "e2e"], &env);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("7 passed"), "{}", run.stdout);

@@ -69,6 +69,35 @@ pub fn demo_binary() -> Result<&'static Path, String> {
         .map_err(Clone::clone)
 }
 
+/// A target dir of the caller's own, `target/<label>`, seeded with hard
+/// links of `target/debug` so its first build is incremental. Tests that
+/// run the example's `operations-api` need one: cargo gives the harness
+/// the uplifted `target/debug/operations-api`, which every concurrent
+/// `cargo test -p operations --features ...` of the suite overwrites.
+pub fn private_target(label: &str) -> PathBuf {
+    // Two tests seeding one label at once would copy debug/ into debug/.
+    static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _seeding = SEEDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let shared = workspace().join("target");
+    let private = shared.join(label);
+    if !private.join("debug").is_dir() {
+        std::fs::create_dir_all(&private).expect("a private target dir");
+        let seeded = Command::new("cp")
+            .arg("-al")
+            .arg(shared.join("debug"))
+            .arg(private.join("debug"))
+            .status();
+        assert!(
+            seeded.is_ok_and(|status| status.success()),
+            "cannot seed {} from target/debug",
+            private.display()
+        );
+    }
+    private
+}
+
 /// The app demo harness of `tests/demo_app.rs`, built once per process.
 pub fn demo_app_binary() -> Result<&'static Path, String> {
     static DEMO: OnceLock<Result<PathBuf, String>> = OnceLock::new();

@@ -413,6 +413,8 @@ impl App {
         command
             .args(&config.args)
             .envs(self.inner.env.iter().cloned());
+        // A restarted app is ready by the lines of its new run only.
+        let since = self.inner.logs.total();
         let started = Instant::now();
         let running = Running::spawn(command, &self.inner.logs).map_err(|error| {
             AppError(format!(
@@ -434,7 +436,7 @@ impl App {
             }
             let seen = match config
                 .ready
-                .probe(self.inner.address, &self.inner.logs, 0)
+                .probe(self.inner.address, &self.inner.logs, since)
                 .await
             {
                 Ok(()) => break,

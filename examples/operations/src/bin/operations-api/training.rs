@@ -137,12 +137,12 @@ impl Jobs {
         self.update(id, |state| {
             state.operation.status = OperationStatus::Cancelled
         });
-        if !cfg!(feature = "bug-cancel-ignored") {
-            if let Some(job) = self.jobs().get(&id) {
-                let _ = job.stop.send(Stop::Cancelled);
-            }
-        }
         // The incident (`bug-cancel-ignored`): the job is never told.
+        if !cfg!(feature = "bug-cancel-ignored")
+            && let Some(job) = self.jobs().get(&id)
+        {
+            let _ = job.stop.send(Stop::Cancelled);
+        }
         Ok(())
     }
 
@@ -204,14 +204,14 @@ impl Jobs {
             if !cfg!(feature = "bug-progress-never-reported") {
                 self.report(id, progress).await;
             }
-            if step % CHECKPOINT_EVERY == 0 && step < steps {
-                if let Err(error) = self
+            if step % CHECKPOINT_EVERY == 0
+                && step < steps
+                && let Err(error) = self
                     .checkpoints
                     .save(id, CheckpointReason::Periodic, step as i32)
                     .await
-                {
-                    log::warn(format!("{id}: periodic checkpoint not saved: {error}"));
-                }
+            {
+                log::warn(format!("{id}: periodic checkpoint not saved: {error}"));
             }
         }
         self.report(id, 100).await;
