@@ -60,9 +60,8 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
 
     // By hand: one database migrated with psql, the binary started with
     // its URL and a port, `GET /health` polled every millisecond.
-    std::fs::create_dir_all(&bench.workspace.work).map_err(|error| {
-        BenchError::new(format!("{}: {error}", bench.workspace.work.display()))
-    })?;
+    std::fs::create_dir_all(&bench.workspace.work)
+        .map_err(|error| BenchError::new(format!("{}: {error}", bench.workspace.work.display())))?;
     let mut cluster = Cluster::start(&bench.workspace.work)?;
     let by_hand = by_hand(&cluster, &example, &api, runs.max(3) * TESTS);
     cluster.stop();
@@ -71,8 +70,11 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     let wall = median(&suite_walls);
     let (fixture, hand) = (median(&fixture_ready), median(&by_hand));
     bench.report.lines.push(
-        Line::new(ROW, format!("e2e suite of the operations example ({TESTS} tests, wall)"))
-            .verily(secs(wall)),
+        Line::new(
+            ROW,
+            format!("e2e suite of the operations example ({TESTS} tests, wall)"),
+        )
+        .verily(secs(wall)),
     );
     bench.report.lines.push(
         Line::new(ROW, "operations-api start to ready, median per test")
@@ -83,7 +85,9 @@ pub fn run(bench: &mut Bench) -> Result<(), BenchError> {
     );
     bench
         .report
-        .raw(ROW, "e2e suite wall (s)".to_owned(), &suite_walls, |v| format!("{v:.2}"));
+        .raw(ROW, "e2e suite wall (s)".to_owned(), &suite_walls, |v| {
+            format!("{v:.2}")
+        });
     bench.report.raw(
         ROW,
         "start to ready under the App fixture (ms)".to_owned(),
@@ -111,7 +115,12 @@ fn ready_lines(stderr: &str) -> Vec<f64> {
         .collect()
 }
 
-fn by_hand(cluster: &Cluster, example: &Path, api: &Path, starts: usize) -> Result<Vec<f64>, BenchError> {
+fn by_hand(
+    cluster: &Cluster,
+    example: &Path,
+    api: &Path,
+    starts: usize,
+) -> Result<Vec<f64>, BenchError> {
     let mut migrations: Vec<_> = std::fs::read_dir(example.join("migrations"))
         .map_err(|error| BenchError::new(format!("migrations: {error}")))?
         .filter_map(Result::ok)

@@ -3,8 +3,8 @@
 
 pub mod cold_start;
 pub mod compile;
-pub mod load;
 pub mod e2e;
+pub mod load;
 pub mod nextest;
 pub mod overhead;
 pub mod persistence;
