@@ -337,7 +337,24 @@ fn killed_runs_on_a_url_server_leave_no_database_or_session() {
             }
         }
     }
-    // The last SIGKILLed run left its databases for the normal run.
+    // The last SIGKILLed run left its databases for the normal run. Its
+    // server-side sessions outlive it until each notices its client is gone
+    // (one may still be finishing a CREATE DATABASE); while any is left the
+    // run counts as alive, by design, so wait for them to end first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server
+        .psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'verily run vy\\_%'",
+        )
+        .trim()
+        != "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's sessions were still open after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let killed = vy_databases(&server);
     assert!(
         killed.len() > 1,
