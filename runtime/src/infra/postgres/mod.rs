@@ -132,3 +132,14 @@ impl crate::infra::Service for Postgres {
         Postgres::shutdown(self, keep).await;
     }
 }
+
+/// Settings of a server whose data is thrown away with it: durability off,
+/// for the local cluster and a test's own container alike.
+pub(crate) const THROWAWAY_SETTINGS: [&str; 6] = [
+    "-c",
+    "fsync=off",
+    "-c",
+    "synchronous_commit=off",
+    "-c",
+    "full_page_writes=off",
+];

@@ -63,16 +63,8 @@ pub(crate) fn server_command(
         .arg(data)
         .arg("-k")
         .arg(socket_dir)
-        .args([
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "unix_socket_permissions=0777",
-        ])
+        .args(crate::infra::postgres::THROWAWAY_SETTINGS)
+        .args(["-c", "unix_socket_permissions=0777"])
         .args(DYNAMIC_SHARED_MEMORY)
         .args(settings.iter().flat_map(|setting| ["-c", setting]))
         .stdin(Stdio::null())

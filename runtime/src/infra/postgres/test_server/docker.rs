@@ -42,14 +42,7 @@ impl DockerServer {
             // initdb's final sync is most of a fresh container's start,
             // for data thrown away with it.
             &["POSTGRES_INITDB_ARGS=--no-sync"],
-            &[
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ],
+            &crate::infra::postgres::THROWAWAY_SETTINGS,
         )
         .await?;
         let key = cleanup::next_key();
