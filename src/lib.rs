@@ -22,7 +22,7 @@
 
 #![warn(missing_docs)]
 
-pub use verily_macros::{enum_complete, fixture, load, persists, test, wired};
+pub use verily_macros::{enum_complete, fixture, load, persists, service, test, wired};
 mod wire;
 
 pub use wire::{Unwired, Wire};
@@ -126,8 +126,10 @@ pub mod __private {
     #[cfg(feature = "testing")]
     pub use verily_runtime::{Db, Failure, Fixture, Needs, TestContext, TestResult};
 
+    #[cfg(feature = "testing")]
+    pub use verily_runtime::__private::HostedService;
     #[cfg(feature = "linkme")]
-    pub use verily_runtime::__private::{TESTS, linkme};
+    pub use verily_runtime::__private::{HOSTED, TESTS, linkme};
 
     #[cfg(feature = "testing")]
     pub use verily_runtime::main_with as harness_main;
@@ -173,9 +175,33 @@ pub mod __private {
         };
     }
 
+    /// Submits a `HostedService` to the registry backend in use.
+    #[cfg(all(feature = "testing", not(feature = "linkme")))]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __verily_register_service {
+        ($service:expr) => {
+            $crate::__private::inventory::submit! { $service }
+        };
+    }
+
+    /// Submits a `HostedService` to the registry backend in use.
+    #[cfg(feature = "linkme")]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __verily_register_service {
+        ($service:expr) => {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::HOSTED)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static __VERILY_SERVICE: $crate::__private::HostedService = $service;
+        };
+    }
+
     pub use crate::__verily_emit as emit;
     #[cfg(feature = "testing")]
     pub use crate::__verily_register as register;
+    #[cfg(feature = "testing")]
+    pub use crate::__verily_register_service as register_service;
 
     /// The outcome of a factory that returned `Result`: `Err` fails the test.
     #[cfg(feature = "testing")]

@@ -12,6 +12,7 @@ mod load;
 mod options;
 mod persists;
 mod register;
+mod service;
 mod symbol;
 mod test_attr;
 mod wired;
@@ -67,6 +68,15 @@ pub fn load(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     krate::with_crate_option(args.into(), |args| test_attr::expand(args, item.into())).into()
+}
+
+/// Put on `impl verily::Service for T`: one instance of `T` serves every
+/// process of a nextest run (started by a keeper process, stopped after the
+/// run), instead of one per process. The impl must define `endpoint` and
+/// `attach`; see `verily::Service`.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, item: TokenStream) -> TokenStream {
+    krate::with_crate_option(args.into(), |args| service::expand(args, item.into())).into()
 }
 
 /// Marks an `impl Fixture for T` block (or any item) as test-only: it is

@@ -101,6 +101,9 @@ pub mod __private {
     pub use crate::category::category_of;
     pub use crate::checks::enums::DeclaredEnum;
     pub use crate::checks::{enums, persist};
+    #[cfg(feature = "linkme")]
+    pub use crate::infra::hosted::HOSTED;
+    pub use crate::infra::hosted::HostedService;
     pub use crate::load;
     pub use crate::model::TestFuture;
     #[cfg(feature = "linkme")]

@@ -14,6 +14,9 @@
 //! - `process`: children tied to the run, terminate with a grace, pause
 //!   trees, the account to run as, free ports and unique names;
 //! - `reaper`: sweeps of dead runs' directories and containers, exit hooks;
+//! - `hosted`: one instance of a service for every process of a nextest
+//!   run (a keeper process, its lock files), for Redis and users' services
+//!   marked `#[verily::service]`; PostgreSQL's keeper uses its parts;
 //! - `proxy`: a TCP proxy a test can cut, black-hole and slow down.
 //!
 //! The services: `postgres` (server/, databases/, migrations, sql, the
@@ -22,6 +25,7 @@
 pub mod dirs;
 #[cfg(feature = "docker")]
 pub(crate) mod docker;
+pub mod hosted;
 pub mod postgres;
 pub(crate) mod process;
 pub mod proxy;
@@ -53,6 +57,32 @@ pub fn keep_requested() -> bool {
 /// Adding a service is one module that implements this trait, plus its
 /// fixtures; [`Infrastructure::service`] starts it and
 /// [`Infrastructure::shutdown`] stops it, with no other change to the runner.
+///
+/// # Shared by the processes of a nextest run
+///
+/// nextest runs each test in a process of its own, so by default each
+/// process starts its own instance. Put `#[verily::service]` on the impl
+/// and implement [`endpoint`](Service::endpoint) and
+/// [`attach`](Service::attach), and one instance serves every process of
+/// the run instead: the first process that needs it starts a keeper (the
+/// test binary re-executed) that starts the service and publishes its
+/// endpoint; the others attach to it, and the keeper stops it once the run
+/// is over (also when it was interrupted). Outside nextest
+/// (`VERILY_SHARED=1` forces sharing, `0` turns it off) `start` is called
+/// in the run's own process, as for any service.
+///
+/// ```ignore
+/// #[verily::service]
+/// impl verily::Service for FileServer {
+///     const NAME: &'static str = "file-server";
+///     async fn start(_: &verily::Config) -> Result<Self, verily::InfraError> { /* spawn it */ }
+///     async fn shutdown(&self, _keep: bool) { /* stop it */ }
+///     fn endpoint(&self) -> String { self.url.clone() }
+///     async fn attach(endpoint: &str, _: &verily::Config) -> Result<Self, verily::InfraError> {
+///         Ok(FileServer::at(endpoint))
+///     }
+/// }
+/// ```
 pub trait Service: Send + Sync + Sized + 'static {
     /// Prefix of the service's lines on stderr (`redis: ...`).
     const NAME: &'static str;
@@ -64,11 +94,47 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// Stops what `start` made and removes what the run left on it; with
     /// `keep` (`VERILY_KEEP=1`), says how to reach it instead.
     fn shutdown(&self, keep: bool) -> impl Future<Output = ()> + Send;
+
+    /// What another process of the run needs to reach this instance (a
+    /// URL, an address): the keeper of a shared service publishes it.
+    /// Called only for services marked `#[verily::service]`.
+    fn endpoint(&self) -> String {
+        String::new()
+    }
+
+    /// A handle on the instance another process started and published
+    /// with [`endpoint`](Service::endpoint). Its `shutdown` is never called
+    /// (the keeper stops the instance); [`detach`](Service::detach) is.
+    fn attach(
+        endpoint: &str,
+        config: &Config,
+    ) -> impl Future<Output = Result<Self, InfraError>> + Send {
+        let _ = (endpoint, config);
+        async {
+            Err(InfraError::new(format!(
+                "{} is marked #[verily::service] but does not implement Service::attach",
+                Self::NAME
+            )))
+        }
+    }
+
+    /// Gives back what this process took from an instance it attached to,
+    /// at the end of its run. Nothing by default.
+    fn detach(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// A service this process uses: its own, or an instance another process
+/// keeps (`hosted`).
+struct Held<S> {
+    service: Arc<S>,
+    attached: Option<hosted::Attached>,
 }
 
 /// One service's slot: empty until the first test asks for it, then the
 /// started service or the reason it could not start, for every later test.
-type Slot<S> = OnceCell<Result<Arc<S>, InfraError>>;
+type Slot<S> = OnceCell<Result<Held<S>, InfraError>>;
 
 /// A slot with its type erased, so the run can stop every started service.
 trait StartedService: Send + Sync {
@@ -79,8 +145,16 @@ trait StartedService: Send + Sync {
 impl<S: Service> StartedService for Slot<S> {
     fn shutdown(&self, keep: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            if let Some(Ok(service)) = self.get() {
-                service.shutdown(keep).await;
+            match self.get() {
+                Some(Ok(Held {
+                    service,
+                    attached: Some(_),
+                })) => service.detach().await,
+                Some(Ok(Held {
+                    service,
+                    attached: None,
+                })) => service.shutdown(keep).await,
+                _ => {}
             }
         })
     }
@@ -123,15 +197,31 @@ impl Infrastructure {
     /// call gets the same instance, or the same error.
     pub async fn service<S: Service>(&self) -> Result<Arc<S>, InfraError> {
         let slot = self.slot::<S>();
-        slot.get_or_init(|| async {
-            let started = S::start(&self.config).await.map(Arc::new);
-            if let Err(error) = &started {
-                eprintln!("{}: {error}", S::NAME);
-            }
-            started
-        })
-        .await
-        .clone()
+        let held = slot
+            .get_or_init(|| async {
+                let started = if hosted::requested() && hosted::is_hosted::<S>() {
+                    hosted::attach::<S>(&self.config)
+                        .await
+                        .map(|(service, attached)| Held {
+                            service: Arc::new(service),
+                            attached: Some(attached),
+                        })
+                } else {
+                    S::start(&self.config).await.map(|service| Held {
+                        service: Arc::new(service),
+                        attached: None,
+                    })
+                };
+                if let Err(error) = &started {
+                    eprintln!("{}: {error}", S::NAME);
+                }
+                started
+            })
+            .await;
+        match held {
+            Ok(held) => Ok(Arc::clone(&held.service)),
+            Err(error) => Err(error.clone()),
+        }
     }
 
     fn slot<S: Service>(&self) -> Arc<Slot<S>> {

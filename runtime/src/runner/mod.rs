@@ -39,6 +39,7 @@ pub fn main() -> ! {
 pub fn main_with(config: Config) -> ! {
     // Re-executed to keep a cluster shared by a nextest run's processes?
     crate::infra::postgres::shared::keep_if_keeper();
+    crate::infra::hosted::keep_if_keeper(&config);
     let code = run_cli(std::env::args().skip(1), config);
     // Exit rather than return: a test stuck in blocking code past its
     // timeout must not keep the process alive.

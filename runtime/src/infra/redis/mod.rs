@@ -279,6 +279,31 @@ impl Service for RedisService {
             }
         }
     }
+
+    /// The server's URL (database 0): the processes of a nextest run share
+    /// the server one of them started (see `infra/hosted.rs`).
+    fn endpoint(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The server another process of the run keeps, used as a server named
+    /// by URL: each process claims the databases it leases, so that two
+    /// processes never share one.
+    async fn attach(endpoint: &str, _config: &Config) -> Result<Self, InfraError> {
+        let server = Server::Url(endpoint.to_owned());
+        let databases = prepare(&server, endpoint).await?;
+        Ok(Self {
+            server: Mutex::new(server),
+            base_url: endpoint.to_owned(),
+            databases,
+            kept: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Gives back the databases this process claimed on the shared server.
+    async fn detach(&self) {
+        self.shutdown(false).await;
+    }
 }
 
 /// Connects to database 0 and sizes the pool: every database of a server
