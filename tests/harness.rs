@@ -19,6 +19,8 @@ mod e2e_incidents;
 mod e2e_leftovers;
 #[path = "harness/enums.rs"]
 mod enums;
+#[path = "harness/env.rs"]
+mod env;
 #[path = "harness/hosted.rs"]
 mod hosted;
 #[path = "harness/incidents.rs"]

@@ -122,11 +122,7 @@ impl Config {
 
     /// Whether databases are reused, with the environment's override applied.
     pub(crate) fn reuses_databases(&self) -> bool {
-        match std::env::var("VERILY_DB_REUSE").as_deref() {
-            Ok("0" | "false") => false,
-            Ok("1" | "true") => true,
-            _ => self.reuse_databases,
-        }
+        crate::env::env().db_reuse.unwrap_or(self.reuse_databases)
     }
 
     /// The Redis image (`name`, `tag`) to start; `VERILY_REDIS_IMAGE=name:tag` overrides it.
@@ -168,29 +164,18 @@ impl Config {
 
     /// The image, with the environment's override applied.
     pub(crate) fn image(&self) -> (String, String) {
-        image_from_env("VERILY_POSTGRES_IMAGE").unwrap_or_else(|| self.image.clone())
+        crate::env::env()
+            .postgres_image
+            .clone()
+            .unwrap_or_else(|| self.image.clone())
     }
 
     /// The Redis image, with the environment's override applied.
     #[cfg(feature = "redis")]
     pub(crate) fn redis_image_name(&self) -> (String, String) {
-        image_from_env("VERILY_REDIS_IMAGE").unwrap_or_else(|| self.redis_image.clone())
+        crate::env::env()
+            .redis_image
+            .clone()
+            .unwrap_or_else(|| self.redis_image.clone())
     }
-}
-
-/// `name:tag` (or `name`, meaning `latest`) from an environment variable.
-fn image_from_env(variable: &str) -> Option<(String, String)> {
-    let image = std::env::var(variable)
-        .ok()
-        .filter(|image| !image.is_empty())?;
-    Some(match image.rsplit_once(':') {
-        Some((name, tag)) => (name.to_owned(), tag.to_owned()),
-        None => (image, "latest".to_owned()),
-    })
-}
-
-/// Whether this process is a test of a nextest run (nextest sets
-/// `NEXTEST` and `NEXTEST_RUN_ID` in every test process's environment).
-pub(crate) fn under_nextest() -> bool {
-    std::env::var_os("NEXTEST").is_some() || std::env::var_os("NEXTEST_RUN_ID").is_some()
 }

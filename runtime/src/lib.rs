@@ -19,7 +19,7 @@ compile_error!(
 // foundations and the layers below it (ARCHITECTURE.md; checked by
 // tests/harness/layers.rs).
 //
-// 0. foundations: category, duration, similar, hash, errors, model, panic, config
+// 0. foundations: category, duration, similar, size, hash, env, errors, model, panic, config
 // 1. infra: servers and what the run makes on them
 // 2. fixtures (what a test takes as parameters), checks (what generated tests verify)
 // 3. registry: the descriptors generated tests submit
@@ -43,6 +43,8 @@ pub mod checks;
 pub(crate) mod cli;
 #[cfg(feature = "harness")]
 pub(crate) mod config;
+#[cfg(feature = "harness")]
+pub(crate) mod env;
 #[cfg(feature = "harness")]
 pub(crate) mod errors;
 #[cfg(feature = "harness")]

@@ -16,7 +16,7 @@ use crate::support::workspace;
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
     // Foundations: no infrastructure, no test model beyond plain data.
-    "category", "duration", "similar", "size", "hash", "errors", "model", "panic", "config",
+    "category", "duration", "similar", "size", "hash", "env", "errors", "model", "panic", "config",
     "eventually",
     // Servers and what the run makes on them.
     "infra",

@@ -460,7 +460,7 @@ impl App {
             .ready_in
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ready_in);
-        if std::env::var_os("VERILY_APP_TIMINGS").is_some() {
+        if crate::env::env().app_timings {
             eprintln!(
                 "app: {} ready in {:.1} ms ({})",
                 config.name,

@@ -29,8 +29,8 @@ pub(crate) fn runtime_root(account: Option<Account>) -> Result<PathBuf, InfraErr
 /// costs many times more (ext4 searches recently deleted inodes:
 /// bench/persistence.py measured 19 ms on tmpfs against up to 200 ms).
 pub fn runtime_base() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VERILY_RUNTIME_DIR") {
-        return PathBuf::from(dir);
+    if let Some(dir) = &crate::env::env().runtime_dir {
+        return dir.clone();
     }
     let shm = Path::new("/dev/shm");
     if available_bytes(shm).is_some_and(|bytes| bytes >= TMPFS_NEEDED) {
@@ -63,8 +63,8 @@ fn available_bytes(dir: &Path) -> Option<u64> {
 /// `$VERILY_CACHE_DIR`, else `$XDG_CACHE_HOME/verily`, else
 /// `~/.cache/verily`, else the temp dir.
 pub(crate) fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VERILY_CACHE_DIR") {
-        return PathBuf::from(dir);
+    if let Some(dir) = crate::env::env().cache_dir.clone() {
+        return dir;
     }
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("verily");

@@ -57,19 +57,12 @@ const START_LIMIT: Duration = Duration::from_secs(120);
 /// run: under nextest, or with `VERILY_SHARED=1`; `VERILY_SHARED=0` turns
 /// it off.
 pub fn requested() -> bool {
-    match std::env::var("VERILY_SHARED").as_deref() {
-        Ok("1" | "true") => true,
-        Ok("0" | "false") => false,
-        _ => crate::config::under_nextest(),
-    }
+    crate::env::env().sharing()
 }
 
 /// How long a keeper waits after its last user before it stops.
 pub(crate) fn idle_limit() -> Duration {
-    std::env::var("VERILY_SHARED_IDLE_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(IDLE, Duration::from_millis)
+    crate::env::env().shared_idle.unwrap_or(IDLE)
 }
 
 /// A service whose one instance the processes of a run share, registered
@@ -320,13 +313,11 @@ pub(crate) async fn attach<S: Service>(config: &Config) -> Result<(S, Attached),
 /// In a keeper (the harness re-executed), keeps its service and never
 /// returns; elsewhere returns at once.
 pub fn keep_if_keeper(config: &Config) {
-    let (Some(key), Some(name)) = (std::env::var_os(KEEPER), std::env::var_os(KEEPER_SERVICE))
-    else {
+    let Some((key, name)) = &crate::env::env().hosted_keeper else {
         return;
     };
-    let (key, name) = (key.to_string_lossy(), name.to_string_lossy());
     let result = match registered().find(|hosted| hosted.name == name) {
-        Some(hosted) => (hosted.keep)(config, &key),
+        Some(hosted) => (hosted.keep)(config, key),
         None => Err(InfraError::new(format!(
             "no service named `{name}` is registered in this binary"
         ))),

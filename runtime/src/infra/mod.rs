@@ -48,7 +48,7 @@ pub use crate::errors::InfraError;
 
 /// `VERILY_KEEP=1`: keep servers and the databases of failed tests.
 pub fn keep_requested() -> bool {
-    std::env::var("VERILY_KEEP").is_ok_and(|value| value == "1" || value == "true")
+    crate::env::env().keep
 }
 
 /// A service a run provides to its tests (PostgreSQL, Redis): started by

@@ -7,24 +7,19 @@
 
 use crate::infra::InfraError;
 
-/// Where a server came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Url,
-    Docker,
-    Local,
-}
+pub use crate::env::Source;
 
 impl Source {
-    /// The source `variable` forces, if it is set.
+    /// The source `variable` (`VERILY_POSTGRES`, `VERILY_REDIS`) forces, if
+    /// it is set (a value that is not a source stops the run before it
+    /// starts: see `env.rs`).
     pub(crate) fn forced(variable: &str) -> Result<Option<Source>, InfraError> {
-        match std::env::var(variable).as_deref() {
-            Err(_) | Ok("") => Ok(None),
-            Ok("url") => Ok(Some(Source::Url)),
-            Ok("docker") => Ok(Some(Source::Docker)),
-            Ok("local") => Ok(Some(Source::Local)),
-            Ok(other) => Err(InfraError::new(format!(
-                "{variable}={other} is not a source; use `url`, `docker` or `local`, or unset it"
+        let env = crate::env::env();
+        match variable {
+            "VERILY_POSTGRES" => Ok(env.postgres_source),
+            "VERILY_REDIS" => Ok(env.redis_source),
+            other => Err(InfraError::new(format!(
+                "{other} is not a variable that forces a source"
             ))),
         }
     }

@@ -167,9 +167,7 @@ pub fn for_options(options: &Options) -> Box<dyn Reporter + Send> {
     let color = match options.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
+        ColorChoice::Auto => std::io::stdout().is_terminal() && !crate::env::env().no_color,
     };
     match options.format {
         Format::Pretty => Box::new(pretty::Pretty::new(false, color)),

@@ -53,6 +53,11 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
+    // A variable set to a value it does not take: say so rather than
+    // run with a setting the user did not ask for.
+    if let Some(problem) = crate::env::env().problems.first() {
+        return usage_error(&format!("{problem}; fix it or unset it"));
+    }
     let options = match cli::parse(args) {
         Ok(options) => options,
         Err(error) => return usage_error(&error),
@@ -81,10 +86,8 @@ fn usage_error(error: &dyn fmt::Display) -> i32 {
 /// nextest sees names with their category in front (`[wiring] a::b`), so a
 /// filter expression such as `test(/^\[wiring\]/)` selects a category.
 fn names_carry_category() -> bool {
-    match std::env::var("VERILY_CATEGORY_IN_NAME") {
-        Ok(value) => value == "1",
-        Err(_) => crate::config::under_nextest(),
-    }
+    let env = crate::env::env();
+    env.category_in_name.unwrap_or(env.under_nextest)
 }
 
 fn list(selection: &Selection, options: &Options) {
@@ -110,7 +113,7 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     panic::install_hook(options.nocapture);
     let threads = options
         .test_threads
-        .or_else(|| std::env::var("RUST_TEST_THREADS").ok()?.parse().ok())
+        .or(crate::env::env().test_threads)
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1)
         .max(1);

@@ -42,11 +42,10 @@ pub fn requested() -> bool {
 /// In the keeper process (the harness re-executed), keeps the cluster and
 /// never returns; elsewhere returns at once.
 pub fn keep_if_keeper() {
-    let Some(key) = std::env::var_os(KEEPER) else {
+    let Some(key) = &crate::env::env().shared_keeper else {
         return;
     };
-    let key = key.to_string_lossy().into_owned();
-    let code = match keep(&key) {
+    let code = match keep(key) {
         Ok(()) => 0,
         Err(error) => {
             eprintln!("verily keeper: {error}");

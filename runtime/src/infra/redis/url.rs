@@ -8,7 +8,7 @@ pub const VARIABLE: &str = "VERILY_REDIS_URL";
 
 /// `VERILY_REDIS_URL`, if set and not empty.
 pub fn from_env() -> Option<String> {
-    std::env::var(VARIABLE).ok().filter(|url| !url.is_empty())
+    crate::env::env().redis_url.clone()
 }
 
 /// The same server's URL naming database `database`: the path of a TCP URL

@@ -23,14 +23,7 @@ fn seconds(duration: Duration) -> String {
 
 /// The variable that named the server, and its value.
 pub fn from_env() -> Option<(&'static str, String)> {
-    ["VERILY_DATABASE_URL", "DATABASE_URL"]
-        .into_iter()
-        .find_map(|name| {
-            std::env::var(name)
-                .ok()
-                .filter(|url| !url.is_empty())
-                .map(|url| (name, url))
-        })
+    crate::env::env().database_url.clone()
 }
 
 /// How long connecting to the server may take, unless
@@ -39,19 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The connect timeout, from `VERILY_CONNECT_TIMEOUT` or the default.
 pub fn connect_timeout() -> Result<Duration, InfraError> {
-    match std::env::var("VERILY_CONNECT_TIMEOUT").as_deref() {
-        Err(_) | Ok("") => Ok(CONNECT_TIMEOUT),
-        Ok(seconds) => seconds
-            .parse::<f64>()
-            .ok()
-            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                InfraError::new(format!(
-                    "VERILY_CONNECT_TIMEOUT={seconds} is not a number of seconds; set it to e.g. `10`, or unset it"
-                ))
-            }),
-    }
+    Ok(crate::env::env().connect_timeout.unwrap_or(CONNECT_TIMEOUT))
 }
 
 /// Connects once to check the server is there and the user may create
