@@ -57,4 +57,61 @@ async fn settings_built_from_the_parts_reach_the_test_database(db: Db) {
     );
 }
 
+/// A client that takes only TCP (or a settings struct with a host name)
+/// gets `Db::tcp_url()` and `host()`/`port()`: the local cluster listens on
+/// 127.0.0.1 as well as on its socket.
+#[verily::test(category = "persistence")]
+async fn settings_over_tcp_reach_the_test_database(db: Db) {
+    let settings = DatabaseSettings {
+        host: db.host().to_owned(),
+        port: db.port(),
+        username: db.user().to_owned(),
+        password: db.password(),
+        database_name: db.database().to_owned(),
+    };
+    let pool = settings.pool();
+    newsletter::subscribe(&pool, "tcp@example.com", "Tcp")
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut by_url = sqlx::PgConnection::connect(&db.tcp_url()).await.unwrap();
+    let over_tcp: bool = sqlx::query_scalar("SELECT inet_client_addr() IS NOT NULL")
+        .fetch_one(&mut by_url)
+        .await
+        .unwrap();
+    assert!(over_tcp, "{} did not connect over TCP", db.tcp_url());
+    by_url.close().await.unwrap();
+    assert_eq!(
+        db.count_where("subscriptions", Some("email = 'tcp@example.com'"))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// The README's recipe for tokio-postgres: its config parser takes the
+/// TCP URL (and a socket directory as `host`).
+#[verily::test(category = "persistence")]
+async fn tokio_postgres_connects_to_the_test_database(db: Db) {
+    let (client, connection) = tokio_postgres::connect(&db.tcp_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO subscriptions (email, name) VALUES ($1, $2)",
+            &[&"tp@example.com", &"Tp"],
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let _ = driving.await;
+    assert_eq!(
+        db.count_where("subscriptions", Some("email = 'tp@example.com'"))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
 verily::main!(newsletter);

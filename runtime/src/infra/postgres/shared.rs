@@ -71,6 +71,7 @@ fn address(files: &Files) -> Option<Address> {
 fn parse_address((keeper, published): (u32, String)) -> Option<Address> {
     let mut lines = published.lines();
     let socket_dir = PathBuf::from(lines.next()?);
+    let port = lines.next()?.parse().ok()?;
     let binaries = Binaries {
         dir: PathBuf::from(lines.next()?),
         version: lines.next()?.to_owned(),
@@ -78,6 +79,7 @@ fn parse_address((keeper, published): (u32, String)) -> Option<Address> {
     Some(Address {
         keeper,
         socket_dir,
+        port,
         binaries,
     })
 }
@@ -86,6 +88,7 @@ fn parse_address((keeper, published): (u32, String)) -> Option<Address> {
 struct Address {
     keeper: u32,
     socket_dir: PathBuf,
+    port: u16,
     binaries: Binaries,
 }
 
@@ -99,6 +102,7 @@ fn key(binaries: &Binaries) -> String {
 #[derive(Debug)]
 pub struct SharedCluster {
     socket_dir: PathBuf,
+    port: u16,
     binaries: Binaries,
     keeper: u32,
     /// Holds the shared lock on the clients file.
@@ -161,6 +165,7 @@ impl SharedCluster {
         drop(start);
         Ok(Some(Self {
             socket_dir: address.socket_dir,
+            port: address.port,
             binaries: address.binaries,
             keeper: address.keeper,
             _using: using,
@@ -168,18 +173,11 @@ impl SharedCluster {
     }
 
     pub fn options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
-            .socket(&self.socket_dir)
-            .username(local::SUPERUSER)
-            .database(database)
+        local::socket_options(&self.socket_dir, self.port, database)
     }
 
     pub fn url_pattern(&self) -> String {
-        format!(
-            "postgres://{}@localhost/{{database}}?host={}",
-            local::SUPERUSER,
-            self.socket_dir.display()
-        )
+        local::socket_url_pattern(&self.socket_dir, self.port)
     }
 
     pub fn describe(&self) -> String {
@@ -203,8 +201,9 @@ fn keep(key: &str) -> Result<(), InfraError> {
     // started it, which is this process's only one.
     let cluster = LocalCluster::start(binaries)?;
     files.publish(&format!(
-        "{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n",
         cluster.socket_dir().display(),
+        cluster.port(),
         cluster.binaries.dir.display(),
         cluster.binaries.version
     ))?;

@@ -25,6 +25,8 @@ use crate::infra::reaper;
 pub struct LocalCluster {
     root: PathBuf,
     socket_dir: PathBuf,
+    /// The server's port: on 127.0.0.1, and in its socket's name.
+    port: u16,
     child: Option<Child>,
     pub binaries: Binaries,
     /// Registered for removal at exit until stopped or kept: a signal that
@@ -105,21 +107,55 @@ impl LocalCluster {
         make_dir(&socket_dir, account)?;
         let pristine = pristine_data_dir(&binaries, account, &runtime_root)?;
         copy_dir(&pristine, &data)?;
+        let mut cluster = LocalCluster {
+            root,
+            socket_dir,
+            port: 0,
+            child: None,
+            binaries,
+            made: Some(making),
+        };
+        // It listens on loopback too, for clients that cannot take a socket
+        // (`Db::tcp_url`), on a free port: another process may take that
+        // port between our choosing it and the server binding it, so a
+        // refused bind is tried again on another.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            cluster.port = process::free_port()?;
+            cluster.spawn(account, &data)?;
+            match cluster.wait_ready(&data) {
+                Ok(()) => return Ok(cluster),
+                Err(error) if attempts < 3 && cluster.log_tail().contains("could not bind") => {
+                    let _ = error;
+                    if let Some(mut child) = cluster.child.take() {
+                        process::terminate(&mut child, libc::SIGQUIT, QUIT_GRACE);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Starts `postgres` on `data` at `self.port`.
+    fn spawn(&mut self, account: Option<Account>, data: &Path) -> Result<(), InfraError> {
+        let root = &self.root;
         let log = fs::File::create(root.join("postgres.log")).map_err(|error| {
             InfraError::new(format!("cannot create {}: {error}", root.display()))
         })?;
         if let Some(account) = account {
-            process::chown(&root.join("postgres.log"), account).map_err(io_error(&root))?;
+            process::chown(&root.join("postgres.log"), account).map_err(io_error(root))?;
         }
+        let port = format!("port={}", self.port);
         let mut command = server_command(
-            &binaries,
-            &data,
-            &socket_dir,
+            &self.binaries,
+            data,
+            &self.socket_dir,
             account,
-            &["listen_addresses=", "max_connections=500"],
+            &["listen_addresses=127.0.0.1", &port, "max_connections=500"],
             log,
         )
-        .map_err(io_error(&root))?;
+        .map_err(io_error(root))?;
         // A kept cluster must outlive the run; any other dies with it.
         let child = reaper::gated(|| {
             if crate::infra::keep_requested() {
@@ -131,18 +167,11 @@ impl LocalCluster {
         .map_err(|error| {
             InfraError::new(format!(
                 "cannot start {}: {error}",
-                binaries.dir.join("postgres").display()
+                self.binaries.dir.join("postgres").display()
             ))
         })?;
-        let mut cluster = LocalCluster {
-            root,
-            socket_dir,
-            child: Some(child),
-            binaries,
-            made: Some(making),
-        };
-        cluster.wait_ready(&data)?;
-        Ok(cluster)
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Polls `postmaster.pid`, whose last line reads `ready` once the server
@@ -183,20 +212,19 @@ impl LocalCluster {
         &self.socket_dir
     }
 
+    /// The server's port (on 127.0.0.1, and in its socket's name).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Options to connect as the superuser to `database`.
     pub fn options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
-            .socket(&self.socket_dir)
-            .username(SUPERUSER)
-            .database(database)
+        socket_options(&self.socket_dir, self.port, database)
     }
 
     /// A URL to `{database}` over the unix socket.
     pub fn url_pattern(&self) -> String {
-        format!(
-            "postgres://{SUPERUSER}@localhost/{{database}}?host={}",
-            self.socket_dir.display()
-        )
+        socket_url_pattern(&self.socket_dir, self.port)
     }
 
     /// One line for the start report.
@@ -221,8 +249,9 @@ impl LocalCluster {
         // The sweep of dead runs leaves a kept cluster alone.
         let _ = fs::write(self.root.join(reaper::KEPT_MARKER), "");
         format!(
-            "postgres: kept the local cluster: psql \"host={} user={SUPERUSER} dbname=DATABASE\"; stop it with `kill -QUIT {pid}` and remove {}",
+            "postgres: kept the local cluster: psql \"host={} port={} user={SUPERUSER} dbname=DATABASE\"; stop it with `kill -QUIT {pid}` and remove {}",
             self.socket_dir.display(),
+            self.port,
             self.root.display()
         )
     }
@@ -238,6 +267,25 @@ impl LocalCluster {
             made.done();
         }
     }
+}
+
+/// Options to connect as the superuser to `database` through the socket
+/// of a server on `port` in `socket_dir`.
+pub(crate) fn socket_options(socket_dir: &Path, port: u16, database: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .socket(socket_dir)
+        .port(port)
+        .username(SUPERUSER)
+        .database(database)
+}
+
+/// A URL to `{database}` over that socket (`host` and `port` in the query,
+/// as libpq takes them).
+pub(crate) fn socket_url_pattern(socket_dir: &Path, port: u16) -> String {
+    format!(
+        "postgres://{SUPERUSER}@localhost/{{database}}?host={}&port={port}",
+        socket_dir.display()
+    )
 }
 
 impl Drop for LocalCluster {
