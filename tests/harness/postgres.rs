@@ -567,9 +567,10 @@ fn databases_are_reused_only_after_a_verified_reset() {
     // The three tests whose database cannot be reset are refused, each time.
     for refusal in [
         "3 dropped instead of reused",
-        "the test changed the schema (1)",
-        "the test changed or deleted rows the migrations left in public.currencies (1)",
-        "1 session(s) or prepared transaction(s) of the test are still open (1)",
+        "the test changed the schema (1: demo_reuse::adds_a_column)",
+        "the test changed or deleted rows the migrations left in public.currencies (1: demo_reuse::renames_a_currency)",
+        // Named, not only counted.
+        "1 session(s) or prepared transaction(s) of the test are still open (1: demo_reuse::leaves_a_session_open)",
     ] {
         assert!(run.stderr.contains(refusal), "{refusal}: {}", run.stderr);
     }

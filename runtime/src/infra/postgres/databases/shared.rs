@@ -155,6 +155,7 @@ impl SharedDatabases {
             name,
             observer: Default::default(),
             pool_size: super::budget::POOL_SIZE,
+            test: "",
             slot: None,
         }
     }

@@ -84,8 +84,8 @@ struct Counts {
     /// Clones that failed (a full disk, the server's limits): not cloned.
     failed: AtomicUsize,
     reused: AtomicUsize,
-    /// Why databases were dropped instead of reused, and how often.
-    refusals: std::sync::Mutex<Vec<(String, usize)>>,
+    /// Why databases were dropped instead of reused, and whose.
+    refusals: std::sync::Mutex<Vec<(String, Vec<&'static str>)>>,
 }
 
 impl std::fmt::Debug for Databases {
@@ -107,6 +107,9 @@ pub struct TestDatabase {
     pub observer: Observer,
     /// The most connections the test's pool may open.
     pub pool_size: u32,
+    /// The test it was checked out for (`module::fn`), named in the run's
+    /// summary when its database cannot be reused.
+    pub test: &'static str,
     /// The test's place in the run's connection budget, given back once its
     /// database is reset or dropped.
     #[expect(dead_code, reason = "held, never read: dropping it frees the slot")]
@@ -275,6 +278,7 @@ impl Databases {
             name,
             observer: Arc::new(Mutex::new(observer)),
             pool_size: self.budget.pool_size,
+            test: "",
             slot: Some(Arc::new(slot)),
         })
     }
@@ -310,13 +314,16 @@ impl Databases {
                     }
                     (Ok(resetter), None) => {
                         let _ = resetter.close().await;
-                        counts.refuse(Unusable(
-                            "the connection budget had no room for its session".to_owned(),
-                        ));
+                        counts.refuse(
+                            Unusable(
+                                "the connection budget had no room for its session".to_owned(),
+                            ),
+                            database.test,
+                        );
                         false
                     }
                     (Err(unusable), _) => {
-                        counts.refuse(unusable);
+                        counts.refuse(unusable, database.test);
                         false
                     }
                 };
@@ -416,11 +423,11 @@ impl Databases {
 }
 
 impl Counts {
-    fn refuse(&self, Unusable(why): Unusable) {
+    fn refuse(&self, Unusable(why): Unusable, test: &'static str) {
         let mut refusals = self.refusals.lock().expect("poisoned");
         match refusals.iter_mut().find(|(seen, _)| *seen == why) {
-            Some((_, count)) => *count += 1,
-            None => refusals.push((why, 1)),
+            Some((_, tests)) => tests.push(test),
+            None => refusals.push((why, vec![test])),
         }
     }
 
@@ -429,14 +436,14 @@ impl Counts {
         /// Reasons named; the rest are counted.
         const NAMED: usize = 4;
         let refusals = self.refusals.lock().expect("poisoned");
-        let total: usize = refusals.iter().map(|(_, count)| count).sum();
+        let total: usize = refusals.iter().map(|(_, tests)| tests.len()).sum();
         if total == 0 {
             return String::new();
         }
         let mut reasons: Vec<String> = refusals
             .iter()
             .take(NAMED)
-            .map(|(why, count)| format!("{why} ({count})"))
+            .map(|(why, tests)| format!("{why} ({})", count_and_names(tests)))
             .collect();
         if refusals.len() > NAMED {
             reasons.push(format!("{} other reasons", refusals.len() - NAMED));
@@ -445,6 +452,34 @@ impl Counts {
             "; {total} dropped instead of reused: {}",
             reasons.join(", ")
         )
+    }
+}
+
+/// `2: a::b, c::d`: how many tests, and the first few by name (a test that
+/// left a session open is told so by name, not only counted).
+fn count_and_names(tests: &[&'static str]) -> String {
+    /// Tests named per reason; the rest are counted.
+    const NAMED: usize = 3;
+    let mut names: Vec<&str> = tests
+        .iter()
+        .copied()
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut said = names
+        .iter()
+        .take(NAMED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMED {
+        said.push_str(&format!(" and {} more", names.len() - NAMED));
+    }
+    if said.is_empty() {
+        tests.len().to_string()
+    } else {
+        format!("{}: {said}", tests.len())
     }
 }
 
