@@ -135,3 +135,50 @@ async fn leaves_a_session_open(db: Db) {
     let connection: PgConnection = db.connect().await.unwrap();
     std::mem::forget(connection);
 }
+
+/// Polls the database on a connection of its own until it fails (its
+/// database dropped) or it is aborted.
+async fn poll_forever(db: Db) {
+    let Ok(mut connection) = db.connect().await else {
+        return;
+    };
+    loop {
+        if sqlx::query("SELECT 1")
+            .execute(&mut connection)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A task the test spawned with `tokio::spawn` outlives it (the run's
+/// runtime is shared) and holds its session: the database is dropped, and
+/// the summary names this test.
+#[verily::test(category = "persistence")]
+async fn a_task_spawned_with_tokio_outlives_the_test(db: Db) {
+    starts_from_the_template(&db).await;
+    tokio::spawn(poll_forever(db.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// A server-like fixture that spawns its task in the test's scope.
+struct Poller;
+
+impl verily::Fixture for Poller {
+    async fn setup(ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
+        let db = ctx.database().await?;
+        starts_from_the_template(&db).await;
+        ctx.spawn(poll_forever(db));
+        Ok(Poller)
+    }
+}
+
+/// The same task spawned with `TestContext::spawn` ends with the test: its
+/// session closes and the database is reused.
+#[verily::test(category = "persistence")]
+async fn a_task_spawned_in_the_test_scope_ends_with_it(_poller: Poller) {
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}

@@ -59,7 +59,9 @@ pub(crate) struct Env {
     pub postgres_source: Option<Source>,
     pub redis_source: Option<Source>,
     pub postgres_image: Option<(String, String)>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub redis_image: Option<(String, String)>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub redis_url: Option<String>,
     pub runtime_dir: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
