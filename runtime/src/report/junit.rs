@@ -192,6 +192,8 @@ mod tests {
         ignored: false,
         ignore_reason: None,
         timeout: None,
+        tags: &[],
+        retries: None,
         needs: Needs::NONE,
         run: pass,
     };
@@ -219,6 +221,8 @@ mod tests {
             outcome: Outcome::Passed,
             duration: Duration::from_secs(2),
             load: Some(Box::new(load)),
+            tries: 1,
+            earlier: Vec::new(),
         };
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
         assert!(

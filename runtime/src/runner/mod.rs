@@ -1,11 +1,13 @@
 //! Runs the selected tests on a tokio runtime, in parallel up to
-//! `--test-threads`, each under its timeout, and reports as they finish.
+//! `--test-threads`, each under its timeout (retried on failure up to its
+//! retries), and reports as they finish.
 
 mod signals;
 
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
@@ -25,12 +27,16 @@ use signals::Signals;
 /// Timeout of a test that sets none, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// When a test still running is reported slow, unless `--slow` says
+/// otherwise (libtest warns after 60 s too).
+pub const DEFAULT_SLOW: Duration = Duration::from_secs(60);
+
 /// How long the end-of-run teardown may take before the harness exits
 /// anyway.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(60);
 
 /// The harness's `main`: parses `std::env::args`, runs, and exits with 0
-/// (all passed), 101 (a test failed) or 2 (bad command line).
+/// (all passed) or 101 (a test failed, or a bad command line), as libtest.
 pub fn main() -> ! {
     main_with(Config::default())
 }
@@ -74,7 +80,7 @@ where
 
 fn usage_error(error: &dyn fmt::Display) -> i32 {
     eprintln!("error: {error}");
-    2
+    101
 }
 
 /// nextest sees names with their category in front (`[wiring] a::b`), so a
@@ -101,7 +107,9 @@ fn list(selection: &Selection, options: &Options) {
         }
     }
     if options.format != cli::Format::Terse {
-        let _ = writeln!(out, "\n{} tests", selection.tests.len());
+        let count = selection.tests.len();
+        let noun = if count == 1 { "test" } else { "tests" };
+        let _ = writeln!(out, "\n{count} {noun}, 0 benchmarks");
     }
 }
 
@@ -120,6 +128,19 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
         .build()
         .expect("the tokio runtime of the harness could not start");
     let mut reporter = report::for_options(options);
+    let mut logfile = match &options.logfile {
+        Some(path) => match report::Logfile::create(path, options.report_time) {
+            Ok(logfile) => Some(logfile),
+            Err(error) => {
+                eprintln!(
+                    "error: could not create the --logfile {}: {error}",
+                    path.display()
+                );
+                return 101;
+            }
+        },
+        None => None,
+    };
     let infrastructure = Arc::new(Infrastructure::new(config));
     let started = Instant::now();
     // Installed for the whole run, the end-of-run teardown included.
@@ -129,7 +150,7 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     };
     let records = runtime.block_on(async {
         tokio::select! {
-            records = run_selection(&selection, options, threads, reporter.as_mut(), &infrastructure) => records,
+            records = run_selection(&selection, options, threads, reporter.as_mut(), logfile.as_mut(), &infrastructure) => records,
             signal = signals.next() => {
                 eprintln!("\n{}: stopping the run's infrastructure", signals::name(signal));
                 tokio::select! {
@@ -168,8 +189,25 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
             }
         }
     });
-    let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
+    let mut summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
+    summary.not_run = selection
+        .tests
+        .iter()
+        .filter(|test| Selection::runs(test, options.ignored))
+        .count()
+        .saturating_sub(summary.records.iter().filter(|r| r.tries > 0).count());
     reporter.finished(&summary);
+    if let Some(count) = options.durations {
+        report::durations(&summary, count, options.format);
+    }
+    let ran = summary
+        .records
+        .iter()
+        .filter(|record| record.tries > 0)
+        .map(|record| (record.test.name, record.outcome.is_failure()));
+    if let Err(error) = select::record_failures(ran) {
+        eprintln!("warning: could not record this run's failures for --last-failed: {error}");
+    }
     if let Some(path) = &options.junit
         && let Err(error) = report::junit::write(path, &summary)
     {
@@ -189,9 +227,13 @@ async fn run_selection(
     options: &Options,
     threads: usize,
     reporter: &mut dyn Reporter,
+    mut logfile: Option<&mut report::Logfile>,
     infrastructure: &SharedInfrastructure,
 ) -> Vec<Record> {
     reporter.started(selection);
+    // --fail-fast: set by the first failure; tests not started by then never start.
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow = options.slow.unwrap_or(DEFAULT_SLOW);
     let mut records = Vec::with_capacity(selection.tests.len());
     let semaphore = Arc::new(Semaphore::new(threads));
     let (sender, mut receiver) = mpsc::unbounded_channel();
@@ -203,13 +245,22 @@ async fn run_selection(
                 outcome: Outcome::Ignored,
                 duration: Duration::ZERO,
                 load: None,
+                tries: 0,
+                earlier: Vec::new(),
             });
-            reporter.test_finished(records.last().expect("just pushed"));
+            let record = records.last().expect("just pushed");
+            reporter.test_finished(record);
+            if let Some(logfile) = logfile.as_deref_mut() {
+                logfile.write(record);
+            }
             continue;
         }
         let semaphore = Arc::clone(&semaphore);
         let sender = sender.clone();
         let infrastructure = Arc::clone(infrastructure);
+        let stop = Arc::clone(&stop);
+        let fail_fast = options.fail_fast;
+        let tries = 1 + test.retries.or(options.retries).unwrap_or(0);
         // A load test takes the machine: every permit, so nothing runs
         // beside it (the semaphore is fair: tests queued after it wait).
         let permits = if crate::load::takes_the_machine(test) {
@@ -222,9 +273,26 @@ async fn run_selection(
                 .acquire_many_owned(permits)
                 .await
                 .expect("the semaphore is never closed");
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let _ = sender.send(Event::Started(test));
             let timeout = test.timeout.unwrap_or(default_timeout);
-            let record = supervise(test, timeout, infrastructure).await;
+            let mut earlier = Vec::new();
+            let mut record = loop {
+                let watch = watch_slow(test, slow, sender.clone());
+                let record = supervise(test, timeout, Arc::clone(&infrastructure)).await;
+                watch.abort();
+                if !record.outcome.is_failure() || earlier.len() + 1 >= tries as usize {
+                    break record;
+                }
+                earlier.push(record.outcome);
+            };
+            record.tries = u32::try_from(earlier.len() + 1).unwrap_or(u32::MAX);
+            record.earlier = earlier;
+            if fail_fast && record.outcome.is_failure() {
+                stop.store(true, Ordering::SeqCst);
+            }
             let _ = sender.send(Event::Finished(record));
         });
     }
@@ -232,8 +300,12 @@ async fn run_selection(
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Started(test) => reporter.test_started(test),
+            Event::Slow(test, running) => reporter.test_slow(test, running),
             Event::Finished(record) => {
                 reporter.test_finished(&record);
+                if let Some(logfile) = logfile.as_deref_mut() {
+                    logfile.write(&record);
+                }
                 records.push(record);
             }
         }
@@ -243,7 +315,27 @@ async fn run_selection(
 
 enum Event {
     Started(&'static TestDescriptor),
+    /// Still running after this long (`--slow`, and each multiple of it).
+    Slow(&'static TestDescriptor, Duration),
     Finished(Record),
+}
+
+/// Reports `test` slow at each multiple of `slow` until aborted.
+fn watch_slow(
+    test: &'static TestDescriptor,
+    slow: Duration,
+    sender: mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running = Duration::ZERO;
+        loop {
+            tokio::time::sleep(slow).await;
+            running += slow;
+            if sender.send(Event::Slow(test, running)).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// Runs one test in a task of its own and stops waiting at its timeout.
@@ -297,5 +389,7 @@ async fn supervise(
         outcome,
         duration,
         load,
+        tries: 1,
+        earlier: Vec::new(),
     }
 }

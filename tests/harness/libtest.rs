@@ -1,0 +1,335 @@
+//! The harness as a drop-in for libtest: its JSON read by libtest's own
+//! readers (rust-analyzer's structs, cargo2junit), its flags and exit codes
+//! beside a plain `#[test]` twin built by `rustc --test`, tags, retries and
+//! the CI habits (`--durations`, `--slow`, `--fail-fast`, `--last-failed`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::support::{Run, build_test_binary, run, run_with_env, workspace};
+
+/// The tests `tests/demo_libtest.rs` shares with the twin, by last name.
+const TWINS: [&str; 5] = [
+    "passes",
+    "fails",
+    "returns_an_error",
+    "ignored_with_reason",
+    "ignored_plain",
+];
+
+/// `-Z unstable-options` needs this on a stable toolchain.
+const BOOTSTRAP: &[(&str, &str)] = &[("RUSTC_BOOTSTRAP", "1")];
+
+/// Keys verily adds to libtest's test events.
+const EXTRA_KEYS: &[&str] = &[
+    "category", "tags", "file", "line", "needs", "retries", "outcome", "duration", "message",
+    "location", "tries", "flaky", "load",
+];
+
+fn demo() -> Result<&'static Path, String> {
+    static DEMO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DEMO.get_or_init(|| build_test_binary(&["-p", "verily", "--test", "demo_libtest"]))
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
+}
+
+/// `tests/fixtures/libtest/twin.rs` built by `rustc --test`: libtest itself.
+fn twin() -> Result<&'static Path, String> {
+    static TWIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TWIN.get_or_init(|| {
+        let dir = workspace().join("target/libtest-twin");
+        std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+        let binary = dir.join("twin");
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let output = Command::new(rustc)
+            .args(["--edition", "2021", "--test", "-o"])
+            .arg(&binary)
+            .arg(workspace().join("tests/fixtures/libtest/twin.rs"))
+            .output()
+            .map_err(|error| format!("could not run rustc: {error}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "rustc --test twin.rs failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(binary)
+    })
+    .as_ref()
+    .map(PathBuf::as_path)
+    .map_err(Clone::clone)
+}
+
+/// The demo's arguments that select just the twins.
+fn only_twins() -> Vec<String> {
+    let mut args = vec!["--exact".to_owned()];
+    args.extend(TWINS.iter().map(|name| format!("demo_libtest::{name}")));
+    args
+}
+
+fn short(name: &str) -> &str {
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// `(type, event, last name)` of each event, in order.
+fn shape(event: &Value) -> (String, String, String) {
+    (
+        event["type"].as_str().unwrap_or_default().to_owned(),
+        event["event"].as_str().unwrap_or_default().to_owned(),
+        short(event["name"].as_str().unwrap_or_default()).to_owned(),
+    )
+}
+
+fn keys(event: &Value) -> BTreeSet<&str> {
+    event
+        .as_object()
+        .map(|object| object.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn demo_run(extra: &[&str]) -> Result<Run, String> {
+    Ok(run(demo()?, extra))
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn json_is_libtests_json_with_extra_keys() -> Result<(), String> {
+    let (demo, twin) = (demo()?, twin()?);
+    for report_time in [false, true] {
+        let mut args = vec!["--format", "json", "-Z", "unstable-options"];
+        if report_time {
+            args.push("--report-time");
+        }
+        let theirs = run_with_env(twin, &args, BOOTSTRAP);
+        let only = only_twins();
+        let ours_args: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(only.iter().map(String::as_str))
+            .collect();
+        let ours = run(demo, &ours_args);
+        assert_eq!(ours.code, theirs.code, "{}\n{}", ours.stdout, theirs.stdout);
+        let (their_events, our_events) = (theirs.events(), ours.events());
+        let mut their_shapes: Vec<_> = their_events.iter().map(shape).collect();
+        let mut our_shapes: Vec<_> = our_events.iter().map(shape).collect();
+        // Tests run in parallel: the same events, maybe in another order,
+        // with the suite's first and last.
+        assert_eq!(our_shapes.first(), their_shapes.first());
+        assert_eq!(our_shapes.last(), their_shapes.last());
+        their_shapes.sort();
+        our_shapes.sort();
+        assert_eq!(our_shapes, their_shapes, "{}", ours.stdout);
+
+        let ours_by_shape: BTreeMap<_, &Value> = our_events
+            .iter()
+            .map(|event| (shape(event), event))
+            .collect();
+        for theirs in &their_events {
+            let ours = ours_by_shape[&shape(theirs)];
+            let (their_keys, our_keys) = (keys(theirs), keys(ours));
+            if theirs["type"] == "suite" {
+                assert_eq!(our_keys, their_keys, "{ours} vs libtest's {theirs}");
+                for count in ["passed", "failed", "ignored", "measured"] {
+                    assert_eq!(ours[count], theirs[count], "{ours} vs libtest's {theirs}");
+                }
+                continue;
+            }
+            assert!(
+                their_keys.is_subset(&our_keys),
+                "{ours} lacks keys of libtest's {theirs}"
+            );
+            let extra: Vec<&str> = our_keys.difference(&their_keys).copied().collect();
+            assert!(
+                extra.iter().all(|key| EXTRA_KEYS.contains(key)),
+                "unexpected keys {extra:?} in {ours}"
+            );
+            if theirs["event"] == "ignored" {
+                assert_eq!(ours["message"], theirs["message"], "{ours}");
+            }
+        }
+        let failed = |events: &[Value], name: &str| -> String {
+            events
+                .iter()
+                .find(|event| {
+                    event["event"] == "failed"
+                        && short(event["name"].as_str().unwrap_or_default()) == name
+                })
+                .and_then(|event| event["stdout"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        for events in [&their_events, &our_events] {
+            let panic = failed(events, "fails");
+            assert!(
+                panic.contains("panicked at ")
+                    && panic.contains(
+                        "assertion `left == right` failed: arithmetic\n  left: 2\n right: 3\n"
+                    ),
+                "{panic}"
+            );
+            let error = failed(events, "returns_an_error");
+            assert!(
+                error.starts_with("Error: ") && error.contains("the service answered 503"),
+                "{error}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// rust-analyzer's reader of libtest's JSON (`crates/rust-analyzer/src/
+/// test_runner.rs`), copied field for field: a line it cannot read becomes
+/// `Custom`, which its test explorer shows as noise, not as a result.
+mod rust_analyzer {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(tag = "event", rename_all = "camelCase")]
+    pub enum TestState {
+        Started,
+        Ok,
+        Ignored,
+        Failed {
+            #[serde(default)]
+            stdout: String,
+        },
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "camelCase")]
+    pub enum CargoTestOutput {
+        Test {
+            name: String,
+            #[serde(flatten)]
+            state: TestState,
+        },
+        Suite,
+        Finished,
+        Custom {
+            text: String,
+        },
+    }
+
+    /// `CargoTestOutputParser::from_line` (less `disable_recursion_limit`,
+    /// which needs serde_json's `unbounded_depth`; our events are flat).
+    pub fn from_line(line: &str) -> CargoTestOutput {
+        let mut deserializer = serde_json::Deserializer::from_str(line);
+        CargoTestOutput::deserialize(&mut deserializer).unwrap_or_else(|_| {
+            CargoTestOutput::Custom {
+                text: line.to_owned(),
+            }
+        })
+    }
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn rust_analyzer_reads_every_line() -> Result<(), String> {
+    use rust_analyzer::{CargoTestOutput, TestState};
+    // The arguments rust-analyzer's test explorer passes.
+    let ours = run_with_env(
+        demo()?,
+        &["demo_libtest::", "-Z", "unstable-options", "--format=json"],
+        BOOTSTRAP,
+    );
+    let mut states: BTreeMap<String, Vec<TestState>> = BTreeMap::new();
+    let mut suites = 0;
+    for line in ours.stdout.lines() {
+        match rust_analyzer::from_line(line) {
+            CargoTestOutput::Test { name, state } => states
+                .entry(short(&name).to_owned())
+                .or_default()
+                .push(state),
+            CargoTestOutput::Suite => suites += 1,
+            CargoTestOutput::Custom { text } => panic!("rust-analyzer cannot read {text}"),
+            CargoTestOutput::Finished => unreachable!("only at the end of the stream"),
+        }
+    }
+    assert_eq!(suites, 2, "started and finished");
+    assert_eq!(states.len(), 13, "{states:?}");
+    for (name, states) in &states {
+        assert_eq!(states.len(), 2, "{name}: started, then an end: {states:?}");
+        assert_eq!(states[0], TestState::Started, "{name}");
+    }
+    assert_eq!(states["passes"][1], TestState::Ok);
+    assert_eq!(states["fails_once"][1], TestState::Ok, "flaky, but passed");
+    assert_eq!(states["ignored_with_reason"][1], TestState::Ignored);
+    match &states["fails"][1] {
+        TestState::Failed { stdout } => assert!(stdout.contains("arithmetic"), "{stdout}"),
+        other => panic!("fails ended {other:?}"),
+    }
+    Ok(())
+}
+
+/// `target/tools/bin/cargo2junit`, installed from crates.io on first use.
+fn cargo2junit() -> Result<PathBuf, String> {
+    static TOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TOOL.get_or_init(|| {
+        let root = workspace().join("target/tools");
+        let binary = root.join("bin/cargo2junit");
+        if binary.is_file() {
+            return Ok(binary);
+        }
+        let output = crate::support::cargo()
+            .args(["install", "--locked", "--quiet", "cargo2junit", "--root"])
+            .arg(&root)
+            .output()
+            .map_err(|error| format!("could not run cargo install: {error}"))?;
+        if output.status.success() && binary.is_file() {
+            Ok(binary)
+        } else {
+            Err(format!(
+                "`cargo install cargo2junit --root {}` failed:\n{}",
+                root.display(),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    })
+    .clone()
+}
+
+#[verily::test(category = "integration", timeout = "20m")]
+fn cargo2junit_turns_our_json_into_junit() -> Result<(), String> {
+    let tool = match cargo2junit() {
+        Ok(tool) => tool,
+        Err(why) => verily::skip(format!("cargo2junit is not available: {why}")),
+    };
+    // --slow also makes the harness print libtest's `timeout` warning event.
+    let ours = demo_run(&["--format", "json", "--slow", "300ms"])?;
+    let mut child = Command::new(&tool)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("{}: {error}", tool.display()))?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(ours.stdout.as_bytes())
+            .map_err(|error| error.to_string())?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
+    let xml = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // cargo2junit exits 1 when the report it wrote has failures.
+    assert_eq!(output.status.code(), Some(1), "{stderr}\n{xml}");
+    assert!(stderr.contains("One or more tests failed"), "{stderr}");
+    assert!(
+        xml.contains("tests=\"13\"") && xml.contains("failures=\"5\""),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase ").count(), 13, "{xml}");
+    assert_eq!(xml.matches("<skipped").count(), 2, "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"passes\"") && xml.contains("classname=\"demo_libtest\""),
+        "{xml}"
+    );
+    assert!(xml.contains("the service answered 503"), "{xml}");
+    Ok(())
+}
