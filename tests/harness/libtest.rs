@@ -333,3 +333,211 @@ fn cargo2junit_turns_our_json_into_junit() -> Result<(), String> {
     assert!(xml.contains("the service answered 503"), "{xml}");
     Ok(())
 }
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn bad_command_lines_exit_101_in_libtests_words() -> Result<(), String> {
+    let (demo, twin) = (demo()?, twin()?);
+    for (args, message) in [
+        (
+            &["--frobnicate"][..],
+            "error: Unrecognized option: 'frobnicate'",
+        ),
+        (&["--skip"][..], "error: Argument to option 'skip' missing"),
+    ] {
+        let (ours, theirs) = (run(demo, args), run(twin, args));
+        assert_eq!(theirs.code, 101, "{}", theirs.stderr);
+        assert_eq!(ours.code, theirs.code, "{args:?}: {}", ours.stderr);
+        assert!(theirs.stderr.starts_with(message), "{}", theirs.stderr);
+        assert!(ours.stderr.starts_with(message), "{}", ours.stderr);
+    }
+    Ok(())
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn list_ends_with_libtests_footer() -> Result<(), String> {
+    let (demo, twin) = (demo()?, twin()?);
+    let only = only_twins();
+    let only: Vec<&str> = only.iter().map(String::as_str).collect();
+    for format in [&[][..], &["--format", "terse"][..]] {
+        let theirs = run(twin, &[&["--list"][..], format].concat());
+        let ours = run(demo, &[&["--list"][..], format, &only].concat());
+        assert_eq!(ours.code, theirs.code);
+        let footer = |stdout: &str| -> Vec<String> {
+            stdout
+                .lines()
+                .filter(|line| !line.ends_with(": test"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(footer(&ours.stdout), footer(&theirs.stdout), "{format:?}");
+    }
+    let one = run(demo, &["--list", "--exact", "demo_libtest::passes"]);
+    assert!(
+        one.stdout.ends_with("\n1 test, 0 benchmarks\n"),
+        "{}",
+        one.stdout
+    );
+    Ok(())
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn logfile_report_time_and_accepted_flags_mean_what_they_mean_in_libtest() -> Result<(), String> {
+    let (demo, twin) = (demo()?, twin()?);
+    let dir = std::env::temp_dir().join(format!("verily-logfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|error| error.to_string())?;
+    let (their_log, our_log) = (dir.join("libtest.log"), dir.join("verily.log"));
+    let only = only_twins();
+    let only: Vec<&str> = only.iter().map(String::as_str).collect();
+    let theirs = run(twin, &["--logfile", &their_log.to_string_lossy()]);
+    let ours = run(
+        demo,
+        &[&["--logfile", &our_log.to_string_lossy()][..], &only].concat(),
+    );
+    assert_eq!(ours.code, theirs.code);
+    let lines = |path: &Path, prefix: &str| -> Vec<String> {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.replacen(prefix, "", 1))
+            .collect();
+        lines.sort();
+        lines
+    };
+    let expected = lines(&their_log, "");
+    assert_eq!(expected.len(), 5, "{expected:?}");
+    assert_eq!(lines(&our_log, "demo_libtest::"), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // --report-time: the time after the word, as libtest prints it.
+    let args = [
+        "-Z",
+        "unstable-options",
+        "--report-time",
+        "--color",
+        "never",
+    ];
+    let theirs = run_with_env(twin, &args, BOOTSTRAP);
+    let ours = run(demo, &[&args[..], &only].concat());
+    for stdout in [&theirs.stdout, &ours.stdout] {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with("test ") && line.contains("passes ... ok"))
+            .unwrap_or_else(|| panic!("no passes line:\n{stdout}"));
+        assert!(line.ends_with("s>") && line.contains(" ok <"), "{line}");
+    }
+
+    // Flags libtest takes that change nothing here, with its exit code.
+    let accepted = [
+        "-Z",
+        "unstable-options",
+        "--show-output",
+        "--ensure-time",
+        "--exclude-should-panic",
+        "--exact",
+        "passes",
+    ];
+    let theirs = run_with_env(twin, &accepted, BOOTSTRAP);
+    let mut ours_args = accepted.to_vec();
+    ours_args[6] = "demo_libtest::passes";
+    let ours = run(demo, &ours_args);
+    assert_eq!(theirs.code, 0, "{}", theirs.stderr);
+    assert_eq!(ours.code, 0, "{}", ours.stderr);
+    Ok(())
+}
+
+/// The order tests start in under `--test-threads 1`.
+fn started_order(run: &Run) -> Vec<String> {
+    run.events()
+        .iter()
+        .filter(|event| event["type"] == "test" && event["event"] == "started")
+        .map(|event| short(event["name"].as_str().unwrap_or_default()).to_owned())
+        .collect()
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn shuffle_seed_replays_an_order() -> Result<(), String> {
+    let demo = demo()?;
+    let args = |seed: &'static str| {
+        [
+            "--format",
+            "json",
+            "--test-threads",
+            "1",
+            "--skip",
+            "sleeps",
+            "--shuffle-seed",
+            seed,
+        ]
+    };
+    let first = started_order(&run(demo, &args("3")));
+    let again = started_order(&run(demo, &args("3")));
+    let other = started_order(&run(demo, &args("4")));
+    let sorted = started_order(&run(
+        demo,
+        &[
+            "--format",
+            "json",
+            "--test-threads",
+            "1",
+            "--skip",
+            "sleeps",
+        ],
+    ));
+    assert_eq!(first, again, "one seed, one order");
+    assert_ne!(first, sorted, "shuffled");
+    assert_ne!(first, other, "another seed, another order");
+    let pretty = run(
+        demo,
+        &["--shuffle-seed", "3", "--exact", "demo_libtest::passes"],
+    );
+    assert!(
+        pretty.stdout.contains("running 1 test (shuffle seed: 3)"),
+        "as libtest prints it: {}",
+        pretty.stdout
+    );
+    let random = run(demo, &["--shuffle", "--exact", "demo_libtest::passes"]);
+    assert!(
+        random.stdout.contains("(shuffle seed: "),
+        "{}",
+        random.stdout
+    );
+    Ok(())
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn fail_fast_starts_no_test_after_the_first_failure() -> Result<(), String> {
+    let demo = demo()?;
+    // By name, `fails` runs before `passes`.
+    let args = [
+        "--test-threads",
+        "1",
+        "--exact",
+        "demo_libtest::fails",
+        "demo_libtest::passes",
+    ];
+    let all = run(demo, &[&args[..], &["--format", "json"]].concat());
+    assert_eq!(all.finished().len(), 2, "{}", all.stdout);
+    let fast = run(
+        demo,
+        &[&args[..], &["--format", "json", "--fail-fast"]].concat(),
+    );
+    assert_eq!(fast.code, 101);
+    assert_eq!(
+        fast.finished().keys().collect::<Vec<_>>(),
+        ["demo_libtest::fails"],
+        "{}",
+        fast.stdout
+    );
+    let pretty = run(
+        demo,
+        &[&args[..], &["--fail-fast", "--color", "never"]].concat(),
+    );
+    assert!(
+        pretty
+            .stdout
+            .contains("1 tests not run: --fail-fast stopped the run at the first failure"),
+        "{}",
+        pretty.stdout
+    );
+    Ok(())
+}

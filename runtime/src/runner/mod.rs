@@ -238,38 +238,45 @@ async fn run_selection(
     let semaphore = Arc::new(Semaphore::new(threads));
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let default_timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut to_run = Vec::with_capacity(selection.tests.len());
     for &test in &selection.tests {
-        if !Selection::runs(test, options.ignored) {
-            records.push(Record {
-                test,
-                outcome: Outcome::Ignored,
-                duration: Duration::ZERO,
-                load: None,
-                tries: 0,
-                earlier: Vec::new(),
-            });
-            let record = records.last().expect("just pushed");
-            reporter.test_finished(record);
-            if let Some(logfile) = logfile.as_deref_mut() {
-                logfile.write(record);
-            }
+        if Selection::runs(test, options.ignored) {
+            to_run.push(test);
             continue;
         }
-        let semaphore = Arc::clone(&semaphore);
-        let sender = sender.clone();
-        let infrastructure = Arc::clone(infrastructure);
-        let stop = Arc::clone(&stop);
-        let fail_fast = options.fail_fast;
-        let tries = 1 + test.retries.or(options.retries).unwrap_or(0);
-        // A load test takes the machine: every permit, so nothing runs
-        // beside it (the semaphore is fair: tests queued after it wait).
-        let permits = if crate::load::takes_the_machine(test) {
-            u32::try_from(threads).unwrap_or(u32::MAX)
-        } else {
-            1
-        };
-        tokio::spawn(async move {
-            let _permit = semaphore
+        records.push(Record {
+            test,
+            outcome: Outcome::Ignored,
+            duration: Duration::ZERO,
+            load: None,
+            tries: 0,
+            earlier: Vec::new(),
+        });
+        let record = records.last().expect("just pushed");
+        reporter.test_finished(record);
+        if let Some(logfile) = logfile.as_deref_mut() {
+            logfile.write(record);
+        }
+    }
+    let plan = Plan {
+        default_timeout,
+        slow,
+        retries: options.retries,
+        fail_fast: options.fail_fast,
+    };
+    // Tests start in the selection's order (sorted, or shuffled): one task
+    // takes the permits in turn and spawns each test as its permit comes.
+    let infrastructure = Arc::clone(infrastructure);
+    tokio::spawn(async move {
+        for test in to_run {
+            // A load test takes the machine: every permit, so nothing runs
+            // beside it (the semaphore is fair: tests queued after it wait).
+            let permits = if crate::load::takes_the_machine(test) {
+                u32::try_from(threads).unwrap_or(u32::MAX)
+            } else {
+                1
+            };
+            let permit = Arc::clone(&semaphore)
                 .acquire_many_owned(permits)
                 .await
                 .expect("the semaphore is never closed");
@@ -277,26 +284,21 @@ async fn run_selection(
                 return;
             }
             let _ = sender.send(Event::Started(test));
-            let timeout = test.timeout.unwrap_or(default_timeout);
-            let mut earlier = Vec::new();
-            let mut record = loop {
-                let watch = watch_slow(test, slow, sender.clone());
-                let record = supervise(test, timeout, Arc::clone(&infrastructure)).await;
-                watch.abort();
-                if !record.outcome.is_failure() || earlier.len() + 1 >= tries as usize {
-                    break record;
+            let (sender, stop, infrastructure) = (
+                sender.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&infrastructure),
+            );
+            tokio::spawn(async move {
+                let _permit = permit;
+                let record = plan.run(test, infrastructure, &sender).await;
+                if plan.fail_fast && record.outcome.is_failure() {
+                    stop.store(true, Ordering::SeqCst);
                 }
-                earlier.push(record.outcome);
-            };
-            record.tries = u32::try_from(earlier.len() + 1).unwrap_or(u32::MAX);
-            record.earlier = earlier;
-            if fail_fast && record.outcome.is_failure() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            let _ = sender.send(Event::Finished(record));
-        });
-    }
-    drop(sender);
+                let _ = sender.send(Event::Finished(record));
+            });
+        }
+    });
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Started(test) => reporter.test_started(test),
@@ -311,6 +313,42 @@ async fn run_selection(
         }
     }
     records
+}
+
+/// How each test of a run is run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    default_timeout: Duration,
+    slow: Duration,
+    /// `--retries`, for tests that set none.
+    retries: Option<u32>,
+    fail_fast: bool,
+}
+
+impl Plan {
+    /// Runs `test`, again after a failure while it has retries left.
+    async fn run(
+        self,
+        test: &'static TestDescriptor,
+        infrastructure: SharedInfrastructure,
+        sender: &mpsc::UnboundedSender<Event>,
+    ) -> Record {
+        let tries = 1 + test.retries.or(self.retries).unwrap_or(0) as usize;
+        let timeout = test.timeout.unwrap_or(self.default_timeout);
+        let mut earlier = Vec::new();
+        let mut record = loop {
+            let watch = watch_slow(test, self.slow, sender.clone());
+            let record = supervise(test, timeout, Arc::clone(&infrastructure)).await;
+            watch.abort();
+            if !record.outcome.is_failure() || earlier.len() + 1 >= tries {
+                break record;
+            }
+            earlier.push(record.outcome);
+        };
+        record.tries = u32::try_from(earlier.len() + 1).unwrap_or(u32::MAX);
+        record.earlier = earlier;
+        record
+    }
 }
 
 enum Event {
