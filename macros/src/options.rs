@@ -179,19 +179,27 @@ fn tag_list(cx: &Ctxt, value: &Expr) -> Vec<String> {
     };
     let mut tags: Vec<String> = Vec::with_capacity(elems.len());
     for element in elems {
-        let Some(text) = string_literal(cx, TAGS, element) else {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) = element
+        else {
+            cx.error_spanned_by(
+                element,
+                "each tag is a string literal, as in tags = [\"slow\"]",
+            );
             continue;
         };
         let tag = text.value();
         if !verily_runtime::category::is_valid_name(&tag) {
             cx.error_spanned_by(
-                &text,
+                text,
                 format!(
                     "invalid tag `{tag}`: use lowercase letters, digits, `-` and `_`, starting with a letter"
                 ),
             );
         } else if tags.contains(&tag) {
-            cx.error_spanned_by(&text, format!("duplicate tag `{tag}`"));
+            cx.error_spanned_by(text, format!("duplicate tag `{tag}`"));
         } else {
             tags.push(tag);
         }

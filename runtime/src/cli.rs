@@ -139,7 +139,8 @@ verily:
       --last-failed           Run only the tests that failed in the previous run
 
 Environment: RUST_TEST_THREADS sets --test-threads, RUST_TEST_SHUFFLE=1
---shuffle and RUST_TEST_SHUFFLE_SEED --shuffle-seed.
+--shuffle, RUST_TEST_SHUFFLE_SEED --shuffle-seed, and VERILY_TAGS --tags
+(for nextest, which passes no flags to a harness).
 ";
 
 /// Parses the arguments after the program name.
@@ -275,6 +276,13 @@ where
             _ if flag.starts_with("-Z") => {}
             _ => return Err(CliError::UnknownFlag(flag)),
         }
+    }
+    // nextest lists and runs tests through the harness with no way to pass
+    // it flags; it passes the environment.
+    if let Ok(expression) = std::env::var("VERILY_TAGS")
+        && !expression.trim().is_empty()
+    {
+        options.tags.push(expression);
     }
     if std::env::var_os("RUST_TEST_SHUFFLE").is_some_and(|value| value != "0") {
         options.shuffle = true;

@@ -541,3 +541,107 @@ fn fail_fast_starts_no_test_after_the_first_failure() -> Result<(), String> {
     );
     Ok(())
 }
+
+/// The last names `--list --format terse` prints with these arguments.
+fn listed(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(|name| short(name).to_owned())
+        .collect()
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn tags_select_with_and_or_not_and_parentheses() -> Result<(), String> {
+    let demo = demo()?;
+    let select = |expression: &str| {
+        listed(&run(
+            demo,
+            &["--list", "--format", "terse", "--tags", expression],
+        ))
+    };
+    assert_eq!(select("slow & !nightly"), ["slow_integration"]);
+    assert_eq!(select("slow and not nightly"), ["slow_integration"]);
+    assert_eq!(
+        select("nightly | fast"),
+        ["nightly_smoke", "passes", "slow_nightly_integration"]
+    );
+    // The category is a tag too.
+    assert_eq!(select("integration & !slow"), ["returns_an_error"]);
+    assert_eq!(
+        select("smoke and not (fast or nightly)"),
+        ["fails", "ignored_plain", "ignored_with_reason"]
+    );
+    // Two --tags must both hold.
+    let both = run(
+        demo,
+        &[
+            "--list", "--format", "terse", "--tags", "slow", "--tags", "nightly",
+        ],
+    );
+    assert_eq!(listed(&both), ["slow_nightly_integration"]);
+
+    let typo = run(demo, &["--tags", "slow & !nightyl"]);
+    assert_eq!(typo.code, 101);
+    assert!(
+        typo.stderr
+            .contains("unknown tag `nightyl` in --tags (did you mean `nightly`?); known tags: ")
+            && typo.stderr.contains("fast"),
+        "{}",
+        typo.stderr
+    );
+    let unclosed = run(demo, &["--tags", "(slow | nightly"]);
+    assert_eq!(unclosed.code, 101);
+    assert!(
+        unclosed
+            .stderr
+            .contains("invalid --tags `(slow | nightly`: a `(` is not closed"),
+        "{}",
+        unclosed.stderr
+    );
+    Ok(())
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn tags_reach_json_junit_and_nextest() -> Result<(), String> {
+    let demo = demo()?;
+    let json = run(demo, &["--format", "json", "--tags", "nightly"]);
+    let finished = json.finished();
+    assert_eq!(
+        finished["demo_libtest::slow_nightly_integration"]["tags"],
+        serde_json::json!(["integration", "slow", "nightly"])
+    );
+    let dir = std::env::temp_dir().join(format!("verily-tags-{}", std::process::id()));
+    let path = dir.join("report.xml");
+    run(
+        demo,
+        &[
+            "-q",
+            "--tags",
+            "nightly",
+            "--junit",
+            &path.to_string_lossy(),
+        ],
+    );
+    let xml =
+        std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        xml.contains("<property name=\"tag\" value=\"slow\"/>")
+            && xml.contains("<property name=\"tag\" value=\"nightly\"/>")
+            && xml.contains("<property name=\"category\" value=\"integration\"/>"),
+        "{xml}"
+    );
+    // nextest passes no flags to a harness, but passes the environment:
+    // VERILY_TAGS selects what it lists (names with their category).
+    let nextest = run_with_env(
+        demo,
+        &["--list", "--format", "terse"],
+        &[("NEXTEST", "1"), ("VERILY_TAGS", "slow & !nightly")],
+    );
+    assert_eq!(
+        nextest.stdout,
+        "[integration] demo_libtest::slow_integration: test\n"
+    );
+    Ok(())
+}

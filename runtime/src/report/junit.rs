@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Outcome, Summary};
+use super::{Outcome, Record, Summary};
 use crate::load::LoadReport;
 
 /// Writes the report of `summary` to `path`, creating parent directories.
@@ -58,7 +58,7 @@ pub fn render(summary: &Summary) -> String {
                 escape(record.test.file),
                 record.test.line
             );
-            let mut children = record.load.as_deref().map(properties).unwrap_or_default();
+            let mut children = properties(record);
             match &record.outcome {
                 Outcome::Passed => {}
                 Outcome::Ignored => children.push_str("      <skipped/>\n"),
@@ -90,8 +90,34 @@ pub fn render(summary: &Summary) -> String {
     xml
 }
 
-/// A load test's figures as `<properties>`, named `load.*`.
-fn properties(load: &LoadReport) -> String {
+/// The test's category and tags (`category`, then a `tag` per tag), and a
+/// load test's figures (`load.*`), as `<properties>`.
+fn properties(record: &Record) -> String {
+    let mut figures = vec![("category", record.test.category.to_owned())];
+    figures.extend(
+        record
+            .test
+            .tags
+            .iter()
+            .map(|tag| ("tag", (*tag).to_owned())),
+    );
+    if let Some(load) = record.load.as_deref() {
+        figures.extend(load_figures(load));
+    }
+    let mut xml = String::from("      <properties>\n");
+    for (name, value) in figures {
+        let _ = writeln!(
+            xml,
+            "        <property name=\"{name}\" value=\"{}\"/>",
+            escape(&value)
+        );
+    }
+    xml.push_str("      </properties>\n");
+    xml
+}
+
+/// A load test's figures, named `load.*`.
+fn load_figures(load: &LoadReport) -> Vec<(&'static str, String)> {
     let mut figures = vec![
         ("load.concurrency", load.concurrency.to_string()),
         ("load.iterations", load.iterations.to_string()),
@@ -140,16 +166,7 @@ fn properties(load: &LoadReport) -> String {
             .into_iter()
             .filter_map(|(name, value)| Some((name, value?))),
     );
-    let mut xml = String::from("      <properties>\n");
-    for (name, value) in figures {
-        let _ = writeln!(
-            xml,
-            "        <property name=\"{name}\" value=\"{}\"/>",
-            escape(&value)
-        );
-    }
-    xml.push_str("      </properties>\n");
-    xml
+    figures
 }
 
 fn escape(text: &str) -> String {
@@ -227,7 +244,7 @@ mod tests {
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
         assert!(
             xml.contains(
-                "line=\"3\">\n      <properties>\n        <property name=\"load.concurrency\" value=\"50\"/>\n        <property name=\"load.iterations\" value=\"400\"/>"
+                "line=\"3\">\n      <properties>\n        <property name=\"category\" value=\"load\"/>\n        <property name=\"load.concurrency\" value=\"50\"/>\n        <property name=\"load.iterations\" value=\"400\"/>"
             ),
             "{xml}"
         );
