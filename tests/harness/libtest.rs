@@ -645,3 +645,107 @@ fn tags_reach_json_junit_and_nextest() -> Result<(), String> {
     );
     Ok(())
 }
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn a_test_passing_on_a_retry_is_flaky_never_silently_passed() -> Result<(), String> {
+    let demo = demo()?;
+    let flaky = ["--exact", "demo_libtest::fails_once", "--color", "never"];
+    let pretty = run(demo, &flaky);
+    assert_eq!(pretty.code, 0, "flaky still passes: {}", pretty.stdout);
+    let stdout = &pretty.stdout;
+    assert!(
+        stdout.contains("test demo_libtest::fails_once ... ok (flaky, passed on try 2)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("flaky (passed on a retry):\n    demo_libtest::fails_once (try 2; earlier: panicked: first try fails)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 12 filtered out; 1 flaky; finished in "),
+        "{stdout}"
+    );
+    let json = run(demo, &[&flaky[..2], &["--format", "json"]].concat());
+    let event = &json.finished()["demo_libtest::fails_once"];
+    assert_eq!(event["event"], "ok", "{event}");
+    assert_eq!(event["flaky"], true, "{event}");
+    assert_eq!(event["tries"], 2, "{event}");
+    assert_eq!(event["retries"], 2, "{event}");
+
+    // A test that fails every try fails, with the last try's failure.
+    let always = run(
+        demo,
+        &[
+            "--exact",
+            "demo_libtest::fails_every_try",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(always.code, 101);
+    let event = &always.finished()["demo_libtest::fails_every_try"];
+    assert_eq!(event["event"], "failed", "{event}");
+    assert_eq!(event["tries"], 3, "{event}");
+    assert_eq!(event["flaky"], false, "{event}");
+    assert_eq!(event["message"], "panicked: try 3 fails too", "{event}");
+    let pretty = run(
+        demo,
+        &[
+            "--exact",
+            "demo_libtest::fails_every_try",
+            "--color",
+            "never",
+        ],
+    );
+    assert!(
+        pretty
+            .stdout
+            .contains("test demo_libtest::fails_every_try ... FAILED (failed all 3 tries)"),
+        "{}",
+        pretty.stdout
+    );
+    Ok(())
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn retries_flag_applies_to_tests_that_set_none() -> Result<(), String> {
+    let demo = demo()?;
+    let exact = [
+        "--exact",
+        "demo_libtest::fails_once_without_retries",
+        "--format",
+        "json",
+    ];
+    let once = run(demo, &exact);
+    assert_eq!(once.code, 101);
+    assert_eq!(
+        once.finished()["demo_libtest::fails_once_without_retries"]["tries"],
+        1
+    );
+    let retried = run(demo, &[&exact[..], &["--retries", "1"]].concat());
+    assert_eq!(retried.code, 0, "{}", retried.stdout);
+    let event = &retried.finished()["demo_libtest::fails_once_without_retries"];
+    assert_eq!(event["flaky"], true, "{event}");
+    // A test's own `retries` wins over the flag: fails_every_try keeps 2.
+    let own = run(
+        demo,
+        &[
+            "--exact",
+            "demo_libtest::fails_every_try",
+            "--format",
+            "json",
+            "--retries",
+            "5",
+        ],
+    );
+    assert_eq!(own.finished()["demo_libtest::fails_every_try"]["tries"], 3);
+    let bad = run(demo, &["--retries", "many"]);
+    assert_eq!(bad.code, 101);
+    assert!(
+        bad.stderr
+            .contains("argument for --retries must be a whole number (was many)"),
+        "{}",
+        bad.stderr
+    );
+    Ok(())
+}
