@@ -749,3 +749,77 @@ fn retries_flag_applies_to_tests_that_set_none() -> Result<(), String> {
     );
     Ok(())
 }
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn junit_has_flaky_failures_system_out_and_no_raw_control_characters() -> Result<(), String> {
+    use quick_junit::{NonSuccessReruns, TestCaseStatus};
+    let demo = demo()?;
+    let dir = std::env::temp_dir().join(format!("verily-junit-libtest-{}", std::process::id()));
+    let path = dir.join("report.xml");
+    let junit = run(
+        demo,
+        &["-q", "--skip", "sleeps", "--junit", &path.to_string_lossy()],
+    );
+    assert_eq!(junit.code, 101);
+    let xml =
+        std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!xml.contains('\u{1b}'), "a raw ESC: {xml}");
+    let report = quick_junit::Report::deserialize_from_str(&xml)
+        .map_err(|error| format!("not well-formed JUnit ({error}):\n{xml}"))?;
+    assert!(report.timestamp.is_some(), "{xml}");
+    let cases: BTreeMap<&str, &quick_junit::TestCase> = report
+        .test_suites
+        .iter()
+        .flat_map(|suite| &suite.test_cases)
+        .map(|case| (case.name.as_str(), case))
+        .collect();
+    assert_eq!(cases.len(), 12, "{xml}");
+    assert!(cases.values().all(|case| case.timestamp.is_some()), "{xml}");
+
+    let colored = cases["colors_its_message"];
+    let out = colored
+        .system_out
+        .as_ref()
+        .map(|out| out.as_str())
+        .unwrap_or_default();
+    assert!(out.contains("red & <markup> \"quoted\""), "{out:?}");
+    match &colored.status {
+        TestCaseStatus::NonSuccess { message, .. } => assert_eq!(
+            message.as_ref().map(|m| m.as_str()),
+            Some("panicked: red & <markup> \"quoted\"")
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    let fails = cases["fails"];
+    let out = fails
+        .system_out
+        .as_ref()
+        .map(|out| out.as_str())
+        .unwrap_or_default();
+    assert!(
+        out.contains("assertion `left == right` failed: arithmetic"),
+        "{out}"
+    );
+
+    match &cases["fails_once"].status {
+        TestCaseStatus::Success { flaky_runs } => {
+            assert_eq!(flaky_runs.len(), 1, "{xml}");
+            assert_eq!(
+                flaky_runs[0].message.as_ref().map(|m| m.as_str()),
+                Some("panicked: first try fails")
+            );
+        }
+        other => panic!("fails_once: {other:?}"),
+    }
+    assert!(xml.contains("<flakyFailure"), "{xml}");
+    match &cases["fails_every_try"].status {
+        TestCaseStatus::NonSuccess {
+            reruns: NonSuccessReruns { runs, .. },
+            ..
+        } => assert_eq!(runs.len(), 2, "two earlier tries: {xml}"),
+        other => panic!("fails_every_try: {other:?}"),
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ pub mod verily_json;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::category;
 use crate::cli::{ColorChoice, Format, Options};
@@ -60,6 +60,8 @@ pub struct Record {
     pub tries: u32,
     /// How the tries before the last one failed (retries).
     pub earlier: Vec<Outcome>,
+    /// When its first try started (JUnit timestamps).
+    pub started_at: SystemTime,
 }
 
 impl Record {
@@ -111,6 +113,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Selected tests never started: `--fail-fast` stopped the run.
     pub not_run: usize,
+    /// When the run started.
+    pub started_at: SystemTime,
 }
 
 impl Summary {
@@ -121,6 +125,9 @@ impl Summary {
             filtered_out,
             elapsed,
             not_run: 0,
+            started_at: SystemTime::now()
+                .checked_sub(elapsed)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
         }
     }
 

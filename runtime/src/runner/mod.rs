@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc};
 
@@ -251,6 +251,7 @@ async fn run_selection(
             load: None,
             tries: 0,
             earlier: Vec::new(),
+            started_at: SystemTime::now(),
         });
         let record = records.last().expect("just pushed");
         reporter.test_finished(record);
@@ -335,6 +336,7 @@ impl Plan {
     ) -> Record {
         let tries = 1 + test.retries.or(self.retries).unwrap_or(0) as usize;
         let timeout = test.timeout.unwrap_or(self.default_timeout);
+        let started_at = SystemTime::now();
         let mut earlier = Vec::new();
         let mut record = loop {
             let watch = watch_slow(test, self.slow, sender.clone());
@@ -347,6 +349,7 @@ impl Plan {
         };
         record.tries = u32::try_from(earlier.len() + 1).unwrap_or(u32::MAX);
         record.earlier = earlier;
+        record.started_at = started_at;
         record
     }
 }
@@ -384,6 +387,7 @@ async fn supervise(
     timeout: Duration,
     infrastructure: SharedInfrastructure,
 ) -> Record {
+    let started_at = SystemTime::now();
     let started = Instant::now();
     let mut task = tokio::spawn(async move {
         let mut context = TestContext::new(test.name, test.category, infrastructure);
@@ -429,5 +433,6 @@ async fn supervise(
         load,
         tries: 1,
         earlier: Vec::new(),
+        started_at,
     }
 }
