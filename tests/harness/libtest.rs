@@ -823,3 +823,123 @@ fn junit_has_flaky_failures_system_out_and_no_raw_control_characters() -> Result
     }
     Ok(())
 }
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn durations_and_slow_warnings() -> Result<(), String> {
+    let demo = demo()?;
+    // sleeps_past_slow sleeps 1.5 s; every other test returns at once.
+    let pretty = run(
+        demo,
+        &["--durations", "2", "--slow", "300ms", "--color", "never"],
+    );
+    let stdout = &pretty.stdout;
+    assert!(
+        stdout.contains("SLOW [> 0.300s] demo_libtest::sleeps_past_slow\n"),
+        "{stdout}"
+    );
+    let (_, after) = stdout
+        .split_once("test result: ")
+        .ok_or_else(|| format!("no result line:\n{stdout}"))?;
+    let slowest: Vec<&str> = after
+        .lines()
+        .skip_while(|line| !line.starts_with("slowest 2 tests:"))
+        .skip(1)
+        .take(2)
+        .collect();
+    assert_eq!(slowest.len(), 2, "after the summary: {stdout}");
+    assert!(
+        slowest[0].ends_with("  [report] demo_libtest::sleeps_past_slow"),
+        "{slowest:?}"
+    );
+    // JSON: libtest's own warning event, and the list on stderr.
+    let json = run(
+        demo,
+        &["--format", "json", "--durations", "1", "--slow", "300ms"],
+    );
+    assert!(
+        json.events().iter().any(|event| event["event"] == "timeout"
+            && event["name"] == "demo_libtest::sleeps_past_slow"),
+        "{}",
+        json.stdout
+    );
+    assert!(
+        json.stderr.contains("slowest 1 tests:\n"),
+        "{}",
+        json.stderr
+    );
+    Ok(())
+}
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn last_failed_reruns_what_failed_in_the_previous_run() -> Result<(), String> {
+    let demo = demo()?;
+    let state = std::env::temp_dir().join(format!("verily-last-failed-{}", std::process::id()));
+    let state_text = state.to_string_lossy().into_owned();
+    let env = [("VERILY_LAST_FAILED", state_text.as_str())];
+    let _ = std::fs::remove_file(&state);
+    let names = |run: &Run| -> Vec<String> {
+        run.finished()
+            .keys()
+            .map(|name| short(name).to_owned())
+            .collect()
+    };
+
+    // Nothing recorded: everything runs.
+    let first = run_with_env(
+        demo,
+        &["--format", "json", "--skip", "sleeps", "--last-failed"],
+        &env,
+    );
+    assert_eq!(first.finished().len(), 12, "{}", first.stderr);
+    let failed = [
+        "colors_its_message",
+        "fails",
+        "fails_every_try",
+        "fails_once_without_retries",
+        "returns_an_error",
+    ];
+    let again = run_with_env(demo, &["--format", "json", "--last-failed"], &env);
+    assert_eq!(names(&again), failed);
+    // A filtered run forgets only what it ran and passed.
+    let fixed = run_with_env(
+        demo,
+        &[
+            "--format",
+            "json",
+            "--retries",
+            "1",
+            "--exact",
+            "demo_libtest::fails_once_without_retries",
+        ],
+        &env,
+    );
+    assert_eq!(fixed.code, 0, "{}", fixed.stdout);
+    let rest = run_with_env(demo, &["--format", "json", "--last-failed"], &env);
+    assert_eq!(
+        names(&rest),
+        [
+            "colors_its_message",
+            "fails",
+            "fails_every_try",
+            "returns_an_error"
+        ]
+    );
+    let _ = std::fs::remove_file(&state);
+
+    // Without the variable, the state lives under the target directory of
+    // the binary (a copy, so no other test's run of the demo writes there).
+    let target = std::env::temp_dir().join(format!("verily-target-{}/target", std::process::id()));
+    let deps = target.join("debug/deps");
+    std::fs::create_dir_all(&deps).map_err(|error| error.to_string())?;
+    let copy = deps.join(demo.file_name().unwrap_or_default());
+    std::fs::copy(demo, &copy).map_err(|error| error.to_string())?;
+    run(&copy, &["--exact", "demo_libtest::fails"]);
+    let file = target
+        .join("verily/last-failed")
+        .join(demo.file_name().unwrap_or_default());
+    let recorded =
+        std::fs::read_to_string(&file).map_err(|error| format!("{}: {error}", file.display()));
+    let _ = std::fs::remove_dir_all(target.parent().unwrap_or(&target));
+    assert_eq!(recorded?, "demo_libtest::fails\n");
+    Ok(())
+}
