@@ -29,6 +29,8 @@ mod incidents;
 mod layers;
 #[path = "harness/leftovers.rs"]
 mod leftovers;
+#[path = "harness/libtest.rs"]
+mod libtest;
 #[path = "harness/load_incidents.rs"]
 mod load_incidents;
 #[path = "harness/outages.rs"]

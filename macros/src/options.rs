@@ -1,5 +1,6 @@
 //! The argument grammar shared by the attributes, and the options every
-//! generated test accepts (`timeout`, `ignore`, `category`).
+//! generated test accepts (`timeout`, `ignore`, `category`, `tags`,
+//! `retries`).
 //!
 //! ```text
 //! args  := arg (',' arg)* ','?
@@ -12,10 +13,10 @@ use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
+use syn::{Expr, ExprArray, ExprLit, Ident, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
+use crate::symbol::{CATEGORY, IGNORE, RETRIES, TAGS, TIMEOUT};
 use verily_runtime::similar::did_you_mean;
 
 /// One argument of an attribute.
@@ -85,12 +86,16 @@ pub struct TestOptions {
     pub category: Option<String>,
     pub timeout_millis: Option<u64>,
     pub ignore: Option<Option<String>>,
+    /// `tags = ["slow", "nightly"]`, checked names, in order.
+    pub tags: Vec<String>,
+    /// `retries = N`.
+    pub retries: Option<u32>,
     seen: Vec<Ident>,
 }
 
 impl TestOptions {
     /// The keys this type takes; an attribute may allow others it handles itself.
-    pub const KEYS: &'static [&'static str] = &[CATEGORY, TIMEOUT, IGNORE];
+    pub const KEYS: &'static [&'static str] = &[CATEGORY, TIMEOUT, IGNORE, TAGS, RETRIES];
 
     /// Takes `key = value` if `key` is one of `allowed`; records an error
     /// naming the valid choices otherwise.
@@ -108,6 +113,16 @@ impl TestOptions {
             return;
         }
         self.seen.push(key.clone());
+        match name.as_str() {
+            TAGS => return self.tags = tag_list(cx, value),
+            RETRIES => {
+                let expected = "`retries` takes a whole number, as in retries = 2";
+                self.retries = whole_number(cx, value, expected)
+                    .map(|retries| u32::try_from(retries).unwrap_or(u32::MAX));
+                return;
+            }
+            _ => {}
+        }
         let Some(text) = string_literal(cx, &name, value) else {
             return;
         };
@@ -151,6 +166,45 @@ impl TestOptions {
         self.seen.push(key.clone());
         self.ignore = Some(None);
     }
+}
+
+/// `["slow", "nightly"]`: string literals, each a valid name, none twice.
+fn tag_list(cx: &Ctxt, value: &Expr) -> Vec<String> {
+    let Expr::Array(ExprArray { elems, .. }) = value else {
+        cx.error_spanned_by(
+            value,
+            "`tags` takes an array of string literals, as in tags = [\"slow\", \"nightly\"]",
+        );
+        return Vec::new();
+    };
+    let mut tags: Vec<String> = Vec::with_capacity(elems.len());
+    for element in elems {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) = element
+        else {
+            cx.error_spanned_by(
+                element,
+                "each tag is a string literal, as in tags = [\"slow\"]",
+            );
+            continue;
+        };
+        let tag = text.value();
+        if !verily_runtime::category::is_valid_name(&tag) {
+            cx.error_spanned_by(
+                text,
+                format!(
+                    "invalid tag `{tag}`: use lowercase letters, digits, `-` and `_`, starting with a letter"
+                ),
+            );
+        } else if tags.contains(&tag) {
+            cx.error_spanned_by(text, format!("duplicate tag `{tag}`"));
+        } else {
+            tags.push(tag);
+        }
+    }
+    tags
 }
 
 /// "unknown option `foo`; expected one of `timeout`, `ignore`", with a

@@ -43,6 +43,11 @@ impl Registration<'_> {
             }
             None => quote!(::core::option::Option::None),
         };
+        let tags = &self.options.tags;
+        let retries = match self.options.retries {
+            Some(retries) => quote!(::core::option::Option::Some(#retries)),
+            None => quote!(::core::option::Option::None),
+        };
         let needs = &self.needs;
         let body = &self.body;
         let extra = &self.extra;
@@ -73,6 +78,8 @@ impl Registration<'_> {
                         ignored: #ignored,
                         ignore_reason: #ignore_reason,
                         timeout: #timeout,
+                        tags: &[#(#tags),*],
+                        retries: #retries,
                         needs: #needs,
                         run: __verily_run,
                     }

@@ -3,6 +3,8 @@
 pub const CATEGORY: &str = "category";
 pub const TIMEOUT: &str = "timeout";
 pub const IGNORE: &str = "ignore";
+pub const TAGS: &str = "tags";
+pub const RETRIES: &str = "retries";
 pub const MIGRATIONS: &str = "migrations";
 pub const ROWS: &str = "rows";
 pub const WHERE: &str = "where";

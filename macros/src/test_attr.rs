@@ -9,9 +9,9 @@ use crate::ctxt::{Ctxt, item_with_errors};
 use crate::fixtures::Fixtures;
 use crate::options::{Arg, TestOptions, parse_args_or_record, unknown_option};
 use crate::register::Registration;
-use crate::symbol::{CATEGORY, IGNORE, TIMEOUT};
+use crate::symbol::{CATEGORY, IGNORE, RETRIES, TAGS, TIMEOUT};
 
-const OPTIONS: &[&str] = &[CATEGORY, TIMEOUT, IGNORE];
+const OPTIONS: &[&str] = &[CATEGORY, TIMEOUT, IGNORE, TAGS, RETRIES];
 
 /// Category of a `#[verily::test]` that names none.
 const DEFAULT_CATEGORY: &str = "integration";

@@ -15,8 +15,10 @@ pub enum Format {
     Pretty,
     /// A character per test.
     Terse,
-    /// One JSON event per line (see `report::json`).
+    /// libtest's JSON, one event per line (see `report::json`).
     Json,
+    /// verily's own JSON with a table per category (see `report::verily_json`).
+    VerilyJson,
 }
 
 /// Which tests `#[ignore]`-style flags select.
@@ -66,6 +68,28 @@ pub struct Options {
     pub junit: Option<PathBuf>,
     pub timeout: Option<Duration>,
     pub help: bool,
+    /// `--logfile PATH`: a line per test, `ok name`, as libtest writes it.
+    pub logfile: Option<PathBuf>,
+    /// `--show-output`: show passing tests' output too (libtest's meaning).
+    pub show_output: bool,
+    /// `--report-time`: each test's time in pretty output and JSON.
+    pub report_time: bool,
+    /// `--shuffle`: run in a random order (printed, so it can be replayed).
+    pub shuffle: bool,
+    /// `--shuffle-seed N`: shuffle in the order this seed gives.
+    pub shuffle_seed: Option<u64>,
+    /// `--fail-fast`: start no test after the first failure (as nextest).
+    pub fail_fast: bool,
+    /// `--tags EXPR` (repeatable: all must hold).
+    pub tags: Vec<String>,
+    /// `--retries N`: tries after a failure for tests that set none.
+    pub retries: Option<u32>,
+    /// `--durations N`: list the N slowest tests after the summary.
+    pub durations: Option<usize>,
+    /// `--slow DURATION`: warn about a test still running after this long.
+    pub slow: Option<Duration>,
+    /// `--last-failed`: run only what failed in this binary's previous run.
+    pub last_failed: bool,
 }
 
 /// The flags, for `--help`.
@@ -79,14 +103,23 @@ Options (as libtest):
       --exact                 Match FILTERS and --skip exactly
       --skip FILTER           Skip tests whose names contain FILTER (repeatable)
       --list                  List tests instead of running them
-      --format pretty|terse|json
-                              Output format (json: one event per line)
+      --format pretty|terse|json|verily-json
+                              Output format (json: libtest's events, one per line;
+                              verily-json: verily's schema with category tables)
   -q, --quiet                 Same as --format terse
       --ignored               Run only ignored tests
       --include-ignored       Run ignored tests too
       --test-threads N        Tests run at once (default: available cores)
       --nocapture             Print panics as they happen
       --color auto|always|never
+      --logfile PATH          Also write a line per test (`ok name`) to PATH
+      --show-output           Show the output of passing tests too
+      --report-time           Show each test's time (pretty and json)
+      --shuffle               Run tests in a random order (prints the seed)
+      --shuffle-seed N        Run tests in the order of seed N
+  -Z unstable-options         Accepted: nothing here needs nightly
+      --ensure-time, --exclude-should-panic
+                              Accepted; verily has no time limits or should_panic
   -h, --help                  Print this help
 
 verily:
@@ -95,8 +128,19 @@ verily:
       --shard K/N             Run the K-th of N parts, split by a stable hash of each name
       --junit PATH            Also write a JUnit XML report to PATH
       --timeout DURATION      Default per-test timeout (500ms, 30s, 2m; default 120s)
+      --tags EXPR             Run tests whose tags match EXPR: names joined with
+                              & | ! and parentheses (or and, or, not); a test's
+                              category is one of its tags
+      --retries N             Run a failing test up to N more times; one that
+                              passes on a retry is reported flaky
+      --fail-fast             Start no test after the first failure
+      --durations N           List the N slowest tests after the summary
+      --slow DURATION         Warn about a test running longer (default 60s)
+      --last-failed           Run only the tests that failed in the previous run
 
-Environment: RUST_TEST_THREADS sets --test-threads.
+Environment: RUST_TEST_THREADS sets --test-threads, RUST_TEST_SHUFFLE=1
+--shuffle, RUST_TEST_SHUFFLE_SEED --shuffle-seed, and VERILY_TAGS --tags
+(for nextest, which passes no flags to a harness).
 ";
 
 /// Parses the arguments after the program name.
@@ -135,11 +179,12 @@ where
                     "pretty" => Format::Pretty,
                     "terse" => Format::Terse,
                     "json" => Format::Json,
+                    "verily-json" => Format::VerilyJson,
                     other => {
                         return Err(invalid(
                             "--format",
                             other,
-                            "one of `pretty`, `terse`, `json`",
+                            "one of `pretty`, `terse`, `json`, `verily-json`",
                         ));
                     }
                 }
@@ -183,15 +228,72 @@ where
                 options.timeout = Some(duration);
             }
             "-h" | "--help" => options.help = true,
-            // Accepted for libtest compatibility; they change nothing here.
-            "--show-output" | "--report-time" | "--test" | "--bench" | "--force-run-in-process" => {
+            "--logfile" => options.logfile = Some(PathBuf::from(value("--logfile")?)),
+            "--show-output" => options.show_output = true,
+            "--report-time" => options.report_time = true,
+            "--shuffle" => options.shuffle = true,
+            "--shuffle-seed" => {
+                let raw = value("--shuffle-seed")?;
+                let seed = raw
+                    .parse()
+                    .map_err(|_| invalid("--shuffle-seed", &raw, "a number"))?;
+                options.shuffle_seed = Some(seed);
             }
+            "--fail-fast" => options.fail_fast = true,
+            "--tags" => options.tags.push(value("--tags")?),
+            "--retries" => {
+                let raw = value("--retries")?;
+                let retries = raw
+                    .parse()
+                    .map_err(|_| invalid("--retries", &raw, "a whole number"))?;
+                options.retries = Some(retries);
+            }
+            "--durations" => {
+                let raw = value("--durations")?;
+                let count = raw
+                    .parse()
+                    .map_err(|_| invalid("--durations", &raw, "a whole number"))?;
+                options.durations = Some(count);
+            }
+            "--slow" => {
+                let raw = value("--slow")?;
+                let duration = parse_duration(&raw)
+                    .map_err(|_| invalid("--slow", &raw, "a duration such as `10s` or `2m`"))?;
+                options.slow = Some(duration);
+            }
+            "--last-failed" => options.last_failed = true,
+            // Accepted for libtest compatibility: verily has no benchmarks,
+            // no time limits of libtest's kind and no `should_panic`, and
+            // nothing here needs nightly's `-Z unstable-options`.
+            "--test"
+            | "--bench"
+            | "--force-run-in-process"
+            | "--ensure-time"
+            | "--exclude-should-panic" => {}
             "-Z" => {
                 value("-Z")?;
             }
             _ if flag.starts_with("-Z") => {}
             _ => return Err(CliError::UnknownFlag(flag)),
         }
+    }
+    // nextest lists and runs tests through the harness with no way to pass
+    // it flags; it passes the environment.
+    if let Ok(expression) = std::env::var("VERILY_TAGS")
+        && !expression.trim().is_empty()
+    {
+        options.tags.push(expression);
+    }
+    if std::env::var_os("RUST_TEST_SHUFFLE").is_some_and(|value| value != "0") {
+        options.shuffle = true;
+    }
+    if options.shuffle_seed.is_none()
+        && let Ok(raw) = std::env::var("RUST_TEST_SHUFFLE_SEED")
+    {
+        let seed = raw
+            .parse()
+            .map_err(|_| invalid("RUST_TEST_SHUFFLE_SEED", &raw, "a number"))?;
+        options.shuffle_seed = Some(seed);
     }
     Ok(options)
 }
@@ -291,7 +393,7 @@ mod tests {
     fn bad_command_lines_name_the_flag() {
         assert_eq!(
             parse(["--frobnicate"]).unwrap_err().to_string(),
-            "unknown flag `--frobnicate`; run with --help for the flags"
+            "Unrecognized option: 'frobnicate' (run with --help for the flags)"
         );
         assert_eq!(
             parse(["--skip"]).unwrap_err(),

@@ -9,7 +9,8 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-/// A command line the harness cannot run. Exit code 2.
+/// A command line the harness cannot run. Exit code 101, phrased as
+/// libtest phrases its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CliError {
     /// A flag the harness does not know.
@@ -24,27 +25,56 @@ pub enum CliError {
     },
     /// `--category` or `--skip-category` named no known category.
     UnknownCategory { name: String, known: Vec<String> },
+    /// `--tags` named a tag no test has.
+    UnknownTag {
+        name: String,
+        suggestion: Option<String>,
+        known: Vec<String>,
+    },
+    /// `--tags` is not a tag expression.
+    TagExpression { expression: String, problem: String },
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::UnknownFlag(flag) => {
-                write!(f, "unknown flag `{flag}`; run with --help for the flags")
-            }
-            CliError::MissingValue(flag) => write!(f, "`{flag}` needs a value"),
+            CliError::UnknownFlag(flag) => write!(
+                f,
+                "Unrecognized option: '{}' (run with --help for the flags)",
+                flag.trim_start_matches('-')
+            ),
+            CliError::MissingValue(flag) => write!(
+                f,
+                "Argument to option '{}' missing",
+                flag.trim_start_matches('-')
+            ),
             CliError::InvalidValue {
                 flag,
                 value,
                 expected,
-            } => write!(
-                f,
-                "invalid value `{value}` for `{flag}`: expected {expected}"
-            ),
+            } => write!(f, "argument for {flag} must be {expected} (was {value})"),
             CliError::UnknownCategory { name, known } => write!(
                 f,
                 "unknown category `{name}`; known categories: {}",
                 known.join(", ")
+            ),
+            CliError::UnknownTag {
+                name,
+                suggestion,
+                known,
+            } => {
+                write!(f, "unknown tag `{name}` in --tags")?;
+                if let Some(near) = suggestion {
+                    write!(f, " (did you mean `{near}`?)")?;
+                }
+                write!(f, "; known tags: {}", known.join(", "))
+            }
+            CliError::TagExpression {
+                expression,
+                problem,
+            } => write!(
+                f,
+                "invalid --tags `{expression}`: {problem}; write tags joined with & | ! and parentheses, as in `persistence & !slow`"
             ),
         }
     }

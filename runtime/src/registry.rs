@@ -26,6 +26,12 @@ pub struct TestDescriptor {
     pub ignore_reason: Option<&'static str>,
     /// Per-test timeout; the run's `--timeout` applies when `None`.
     pub timeout: Option<Duration>,
+    /// `tags = ["slow", "nightly"]`: names `--tags` selects by, besides the
+    /// category (which is a tag too, see [`TestDescriptor::tags`]).
+    pub tags: &'static [&'static str],
+    /// `retries = N`: tries after a failure; the run's `--retries` applies
+    /// when `None`.
+    pub retries: Option<u32>,
     /// Infrastructure to provide before the body runs.
     pub needs: Needs,
     /// Sets up the fixtures and runs the test.
@@ -37,6 +43,11 @@ impl TestDescriptor {
     /// nextest sees so that filter expressions can select a category.
     pub fn qualified_name(&self) -> String {
         format!("[{}] {}", self.category, self.name)
+    }
+
+    /// The category, then the attribute's tags.
+    pub fn tags(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.category).chain(self.tags.iter().copied())
     }
 
     /// Whether `name` names this test, plainly or with its category in front.

@@ -135,11 +135,15 @@ impl Run {
             .collect()
     }
 
-    /// The `finished` event of each test, by name.
+    /// The event that closes each test (libtest's `ok`, `failed` or
+    /// `ignored`), by name.
     pub fn finished(&self) -> std::collections::BTreeMap<String, Value> {
         self.events()
             .into_iter()
-            .filter(|event| event["type"] == "test" && event["event"] == "finished")
+            .filter(|event| {
+                event["type"] == "test"
+                    && !matches!(event["event"].as_str(), Some("started" | "timeout"))
+            })
             .map(|event| (event["name"].as_str().unwrap_or_default().to_owned(), event))
             .collect()
     }

@@ -130,7 +130,7 @@ fn figures(stdout: &str) -> Result<Figures, BenchError> {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        if event["event"] == "finished" && event["load"].is_object() {
+        if event["type"] == "test" && event["load"].is_object() {
             let name = event["name"].as_str().unwrap_or_default();
             let short = name.rsplit("::").next().unwrap_or_default().to_owned();
             load.insert(short, event["load"].clone());

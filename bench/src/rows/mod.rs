@@ -23,11 +23,12 @@ pub fn verily_passed(outcome: &Outcome, n: usize) -> Result<Vec<f64>, BenchError
             continue;
         };
         match (event["type"].as_str(), event["event"].as_str()) {
-            (Some("test"), Some("finished")) => {
+            (Some("test"), Some("started" | "timeout")) => {}
+            (Some("test"), Some(_)) => {
                 outcomes.push(event["outcome"].as_str().unwrap_or("?").to_owned());
                 durations.push(event["duration"].as_f64().unwrap_or(f64::NAN));
             }
-            (Some("suite"), Some("finished")) => suite = Some(event),
+            (Some("suite"), Some("ok" | "failed")) => suite = Some(event),
             _ => {}
         }
     }

@@ -11,10 +11,12 @@ use crate::ctxt::Ctxt;
 use crate::options::{Arg, TestOptions, parse_args_or_record, string_literal, unknown_option};
 use crate::register::Registration;
 use crate::symbol::{
-    ENUM_COMPLETE, IGNORE, PG_TYPE, SAMPLE, SCAN, SCAN_KEY, SERDE, STRINGS, TIMEOUT,
+    ENUM_COMPLETE, IGNORE, PG_TYPE, RETRIES, SAMPLE, SCAN, SCAN_KEY, SERDE, STRINGS, TAGS, TIMEOUT,
 };
 
-const OPTIONS: &[&str] = &[SERDE, STRINGS, PG_TYPE, SCAN, SCAN_KEY, TIMEOUT, IGNORE];
+const OPTIONS: &[&str] = &[
+    SERDE, STRINGS, PG_TYPE, SCAN, SCAN_KEY, TIMEOUT, IGNORE, TAGS, RETRIES,
+];
 
 #[derive(Default)]
 struct Checks {

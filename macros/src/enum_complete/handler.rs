@@ -13,9 +13,9 @@ use syn::{Arm, ExprMatch, FnArg, Ident, ItemFn, Pat, Path, ReturnType, Token, Ty
 use crate::ctxt::Ctxt;
 use crate::options::{Arg, TestOptions, unknown_option};
 use crate::register::Registration;
-use crate::symbol::{ALLOW_WILDCARD, IGNORE, TIMEOUT};
+use crate::symbol::{ALLOW_WILDCARD, IGNORE, RETRIES, TAGS, TIMEOUT};
 
-const OPTIONS: &[&str] = &[TIMEOUT, IGNORE];
+const OPTIONS: &[&str] = &[TIMEOUT, IGNORE, TAGS, RETRIES];
 
 /// `EventType` or `events::EventType`, then options.
 struct HandlerArgs {

@@ -9,7 +9,7 @@ use crate::options::{
 };
 use crate::symbol::{
     AFTER, CONCURRENCY, DURATION, IGNORE, ITERATIONS, MAX_CONNECTIONS, MAX_ERROR_RATE,
-    MAX_MEMORY_GROWTH, P99, TIMEOUT, WARMUP,
+    MAX_MEMORY_GROWTH, P99, RETRIES, TAGS, TIMEOUT, WARMUP,
 };
 
 const OPTIONS: &[&str] = &[
@@ -24,6 +24,8 @@ const OPTIONS: &[&str] = &[
     AFTER,
     TIMEOUT,
     IGNORE,
+    TAGS,
+    RETRIES,
 ];
 
 /// `#[verily::load(...)]` as written.

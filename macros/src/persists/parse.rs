@@ -13,10 +13,10 @@ use crate::ctxt::Ctxt;
 use crate::options::{
     Arg, TestOptions, dotted, parse_args_or_record, string_literal, unknown_option, whole_number,
 };
-use crate::symbol::{IGNORE, MIGRATIONS, ROWS, TIMEOUT, WHERE};
+use crate::symbol::{IGNORE, MIGRATIONS, RETRIES, ROWS, TAGS, TIMEOUT, WHERE};
 use verily_runtime::similar::did_you_mean;
 
-const OPTIONS: &[&str] = &[TIMEOUT, IGNORE, MIGRATIONS];
+const OPTIONS: &[&str] = &[TIMEOUT, IGNORE, MIGRATIONS, TAGS, RETRIES];
 const TABLE_OPTIONS: &[&str] = &[ROWS, WHERE];
 
 /// A table the test must write to (or, with `rows = 0`, must not).

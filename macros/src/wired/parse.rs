@@ -6,10 +6,10 @@ use syn::ext::IdentExt;
 
 use crate::ctxt::Ctxt;
 use crate::options::{Arg, TestOptions, dotted, parse_args_or_record, unknown_option};
-use crate::symbol::{IGNORE, TIMEOUT};
+use crate::symbol::{IGNORE, RETRIES, TAGS, TIMEOUT};
 
 /// Options `#[wired]` takes besides field names.
-pub const OPTIONS: &[&str] = &[TIMEOUT, IGNORE];
+pub const OPTIONS: &[&str] = &[TIMEOUT, IGNORE, TAGS, RETRIES];
 
 /// A field, or a dotted path of fields, that must be wired.
 pub struct FieldPath {

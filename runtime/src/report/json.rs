@@ -1,160 +1,173 @@
-//! `--format json`: one JSON object per line on stdout. The schema is
-//! stable; fields may be added, never renamed or removed.
+//! `--format json`: libtest's JSON (as `-Z unstable-options --format json`
+//! prints it), one object per line, so that rust-analyzer, IntelliJ,
+//! cargo2junit and other readers of libtest's output read ours.
 //!
 //! ```text
-//! {"type":"suite","event":"started","schema":"verily/1","test_count":12,"filtered_out":3}
-//! {"type":"test","event":"started","name":"ops::factory","category":"wiring"}
-//! {"type":"test","event":"finished","name":"ops::factory","category":"wiring",
-//!  "outcome":"failed","duration":0.004,"message":"...","location":"src/lib.rs:10",
-//!  "file":"src/lib.rs","line":10,"needs":[]}
-//! {"type":"suite","event":"finished","outcome":"failed","passed":11,"failed":1,
-//!  "ignored":0,"filtered_out":3,"duration":0.3,
-//!  "categories":[{"category":"wiring","passed":11,"failed":1,"ignored":0,"duration":0.02}]}
+//! {"type":"suite","event":"started","test_count":3}
+//! {"type":"test","event":"started","name":"ops::factory"}
+//! {"type":"test","name":"ops::factory","event":"failed","stdout":"thread 'ops::factory' panicked at ..."}
+//! {"type":"test","name":"ops::slow","event":"ignored","message":"needs a GPU"}
+//! {"type":"suite","event":"failed","passed":1,"failed":1,"ignored":1,"measured":0,"filtered_out":0,"exec_time":0.3}
 //! ```
 //!
-//! `outcome` is one of `passed`, `failed`, `timed_out`, `ignored`, `skipped`;
-//! durations are in seconds; `message` is `null` unless the test failed or
-//! skipped itself (then it says why); `location` is `null` unless it failed.
+//! libtest's keys keep libtest's meaning: a test ends with `ok`, `failed` or
+//! `ignored` (a test stopped at its timeout is `failed`, one that skipped
+//! itself is `ignored` with its reason in `message`); `exec_time` is on
+//! test events only with `--report-time`, as in libtest. Test events also
+//! carry verily's keys, which libtest's readers ignore:
 //!
-//! `load` is `null` except for load tests, where it is:
-//!
-//! ```text
-//! {"concurrency":50,"iterations":2000,"warmup":100,"errors":0,"error_rate":0.0,
-//!  "errors_by_message":[{"message":"...","count":3}],"duration":1.2,
-//!  "throughput":1666.7,"latency":{"p50":0.0011,"p95":0.0030,"p99":0.0052,"max":0.011},
-//!  "peak_connections":10,"max_connections":10,"deadlocks":0,
-//!  "samples":120,"sampling":0.03,"memory_before":41943040,"memory_after":42991616}
-//! ```
-//!
-//! (latencies, `duration` and `sampling` in seconds, memory in bytes;
-//! the database fields are `null` when the test has no database).
+//! - `category`, `tags`, `file`, `line`, `needs`, `retries` (what the
+//!   attribute said), on every test event;
+//! - on the closing event: `outcome` (`passed`, `failed`, `timed_out`,
+//!   `ignored`, `skipped`), `duration` (seconds), `message` (why it failed
+//!   or skipped itself), `location` (`file:line[:col]` of a failure),
+//!   `tries` and `flaky` (a test that passed only on a retry), and `load`
+//!   (a load test's figures, see `verily_json`).
 
 use std::io::{self, Write};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{Record, Reporter, Summary};
-use crate::load::LoadReport;
+use super::{Outcome, Record, Reporter, Summary};
 use crate::registry::TestDescriptor;
 use crate::select::Selection;
 
-/// Identifies the schema in the first event.
-pub const SCHEMA: &str = "verily/1";
-
 #[derive(Debug, Default)]
-pub struct Json;
+pub struct Json {
+    report_time: bool,
+}
 
 impl Json {
-    pub fn new() -> Self {
-        Self
+    /// `report_time`: put `exec_time` on test events (`--report-time`).
+    pub fn new(report_time: bool) -> Self {
+        Self { report_time }
     }
 
-    fn emit(&self, event: Value) {
+    fn emit(&self, event: &Value) {
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "{event}");
         let _ = out.flush();
     }
 }
 
-/// The `finished` event of one test.
-pub fn test_event(record: &Record) -> Value {
-    let failed = record.outcome.is_failure();
-    json!({
-        "type": "test",
-        "event": "finished",
-        "name": record.test.name,
-        "category": record.test.category,
-        "outcome": record.outcome.as_str(),
-        "duration": record.duration.as_secs_f64(),
-        "message": record.message(),
-        "location": failed.then(|| record.location()),
-        "file": record.test.file,
-        "line": record.test.line,
-        "needs": record.test.needs.names().collect::<Vec<_>>(),
-        "load": record.load.as_deref().map(load_event),
-    })
+/// libtest's event word for how a test ended.
+pub fn event_word(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Passed => "ok",
+        Outcome::Failed(_) | Outcome::TimedOut(_) => "failed",
+        Outcome::Ignored | Outcome::Skipped(_) => "ignored",
+    }
 }
 
-/// The `load` object of a load test's `finished` event.
-pub fn load_event(load: &LoadReport) -> Value {
-    let errors: Vec<Value> = load
-        .error_messages
-        .iter()
-        .map(|(message, count)| json!({"message": message, "count": count}))
-        .collect();
-    json!({
-        "concurrency": load.concurrency,
-        "iterations": load.iterations,
-        "warmup": load.warmup,
-        "errors": load.errors,
-        "error_rate": load.error_rate(),
-        "errors_by_message": errors,
-        "duration": load.elapsed.as_secs_f64(),
-        "throughput": load.throughput(),
-        "latency": {
-            "p50": load.latency.p50.as_secs_f64(),
-            "p95": load.latency.p95.as_secs_f64(),
-            "p99": load.latency.p99.as_secs_f64(),
-            "max": load.latency.max.as_secs_f64(),
-        },
-        "peak_connections": load.peak_connections,
-        "max_connections": load.max_connections,
-        "deadlocks": load.deadlocks,
-        "samples": load.samples,
-        "sampling": load.sampling.as_secs_f64(),
-        "memory_before": load.memory_before,
-        "memory_after": load.memory_after,
-    })
+/// What libtest would have captured for a failed test: the panic as the
+/// panic hook prints it, or the `Error: ...` of a test returning `Err`.
+pub fn failure_text(record: &Record) -> String {
+    let message = record.message().unwrap_or_default();
+    match &record.outcome {
+        Outcome::Failed(failure) if failure.location.is_some() => {
+            let payload = message.strip_prefix("panicked: ").unwrap_or(&message);
+            format!(
+                "thread '{}' panicked at {}:\n{payload}\n",
+                record.test.name,
+                record.location()
+            )
+        }
+        _ => format!("Error: {message}\n  at {}\n", record.location()),
+    }
+}
+
+/// verily's keys on every test event.
+fn descriptor_keys(test: &TestDescriptor, event: &mut Map<String, Value>) {
+    event.insert("category".into(), test.category.into());
+    event.insert("tags".into(), json!(test.tags().collect::<Vec<_>>()));
+    event.insert("file".into(), test.file.into());
+    event.insert("line".into(), test.line.into());
+    event.insert(
+        "needs".into(),
+        json!(test.needs.names().collect::<Vec<_>>()),
+    );
+    event.insert("retries".into(), test.retries.into());
+}
+
+/// The event that closes one test.
+pub fn test_event(record: &Record, report_time: bool) -> Value {
+    let mut event = Map::new();
+    event.insert("type".into(), "test".into());
+    event.insert("name".into(), record.test.name.into());
+    event.insert("event".into(), event_word(&record.outcome).into());
+    if report_time && record.tries > 0 {
+        event.insert("exec_time".into(), record.duration.as_secs_f64().into());
+    }
+    match &record.outcome {
+        Outcome::Failed(_) | Outcome::TimedOut(_) => {
+            event.insert("stdout".into(), failure_text(record).into());
+        }
+        Outcome::Ignored => {
+            if let Some(reason) = record.test.ignore_reason {
+                event.insert("message".into(), reason.into());
+            }
+        }
+        Outcome::Skipped(_) | Outcome::Passed => {}
+    }
+    descriptor_keys(record.test, &mut event);
+    event.insert("outcome".into(), record.outcome.as_str().into());
+    event.insert("duration".into(), record.duration.as_secs_f64().into());
+    if let Some(message) = record.message() {
+        event.insert("message".into(), message.into());
+    }
+    if record.outcome.is_failure() {
+        event.insert("location".into(), record.location().into());
+    }
+    event.insert("tries".into(), record.tries.into());
+    event.insert("flaky".into(), record.is_flaky().into());
+    if let Some(load) = record.load.as_deref() {
+        event.insert("load".into(), super::verily_json::load_event(load));
+    }
+    Value::Object(event)
 }
 
 impl Reporter for Json {
     fn started(&mut self, selection: &Selection) {
-        self.emit(json!({
+        self.emit(&json!({
             "type": "suite",
             "event": "started",
-            "schema": SCHEMA,
             "test_count": selection.tests.len(),
-            "filtered_out": selection.filtered_out,
         }));
     }
 
     fn test_started(&mut self, test: &'static TestDescriptor) {
-        self.emit(json!({
-            "type": "test",
-            "event": "started",
-            "name": test.name,
-            "category": test.category,
-        }));
+        let mut event = Map::new();
+        event.insert("type".into(), "test".into());
+        event.insert("event".into(), "started".into());
+        event.insert("name".into(), test.name.into());
+        descriptor_keys(test, &mut event);
+        self.emit(&Value::Object(event));
+    }
+
+    /// libtest's warning for a test running long, as its `timeout` event.
+    fn test_slow(&mut self, test: &'static TestDescriptor, _running: Duration) {
+        self.emit(&json!({"type": "test", "event": "timeout", "name": test.name}));
     }
 
     fn test_finished(&mut self, record: &Record) {
-        self.emit(test_event(record));
+        // libtest announces an ignored test before it reports it.
+        if record.outcome == Outcome::Ignored {
+            self.test_started(record.test);
+        }
+        self.emit(&test_event(record, self.report_time));
     }
 
     fn finished(&mut self, summary: &Summary) {
-        let categories: Vec<Value> = summary
-            .by_category()
-            .into_iter()
-            .map(|(name, stats)| {
-                json!({
-                    "category": name,
-                    "passed": stats.passed,
-                    "failed": stats.failed,
-                    "ignored": stats.ignored,
-                    "duration": stats.time.as_secs_f64(),
-                })
-            })
-            .collect();
-        self.emit(json!({
+        self.emit(&json!({
             "type": "suite",
-            "event": "finished",
-            "outcome": if summary.failed() == 0 { "passed" } else { "failed" },
+            "event": if summary.failed() == 0 { "ok" } else { "failed" },
             "passed": summary.passed(),
             "failed": summary.failed(),
             "ignored": summary.ignored(),
+            "measured": 0,
             "filtered_out": summary.filtered_out,
-            "duration": summary.elapsed.as_secs_f64(),
-            "categories": categories,
+            "exec_time": summary.elapsed.as_secs_f64(),
         }));
     }
 }

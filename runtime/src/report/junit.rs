@@ -1,10 +1,18 @@
 //! `--junit PATH`: a JUnit XML report, one `<testsuite>` per category, as
-//! GitLab, Jenkins and GitHub test reporters read it.
+//! GitLab, Jenkins and GitHub test reporters read it, written by
+//! quick-junit (nextest's writer): failures with their text in
+//! `system-out`, a flaky test's failed tries as `flakyFailure`, a failing
+//! test's earlier tries as `rerunFailure`, timestamps, and the category,
+//! tags and load figures as properties. quick-junit drops ANSI escapes and
+//! the control characters XML 1.0 cannot carry.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Outcome, Summary};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
+
+use super::{Outcome, Record, Summary};
 use crate::load::LoadReport;
 
 /// Writes the report of `summary` to `path`, creating parent directories.
@@ -20,78 +28,113 @@ pub fn write(path: &Path, summary: &Summary) -> std::io::Result<()> {
 
 /// The XML text of the report.
 pub fn render(summary: &Summary) -> String {
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        xml,
-        "<testsuites name=\"verily\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-        summary.records.len(),
-        summary.failed(),
-        summary.ignored(),
-        summary.elapsed.as_secs_f64()
-    );
+    let mut report = Report::new("verily");
+    report
+        .set_timestamp(timestamp(summary.started_at))
+        .set_time(summary.elapsed);
     for (category, stats) in summary.by_category() {
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-            escape(category),
-            stats.passed + stats.failed + stats.ignored,
-            stats.failed,
-            stats.ignored,
-            stats.time.as_secs_f64()
-        );
-        for record in summary
+        let mut suite = TestSuite::new(category);
+        suite.set_time(stats.time);
+        let records = summary
             .records
             .iter()
-            .filter(|record| record.test.category == category)
-        {
-            let (classname, name) = record
-                .test
-                .name
-                .rsplit_once("::")
-                .unwrap_or(("", record.test.name));
-            let _ = write!(
-                xml,
-                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\" file=\"{}\" line=\"{}\"",
-                escape(name),
-                escape(classname),
-                record.duration.as_secs_f64(),
-                escape(record.test.file),
-                record.test.line
-            );
-            let mut children = record.load.as_deref().map(properties).unwrap_or_default();
-            match &record.outcome {
-                Outcome::Passed => {}
-                Outcome::Ignored => children.push_str("      <skipped/>\n"),
-                Outcome::Skipped(reason) => {
-                    let _ = writeln!(children, "      <skipped message=\"{}\"/>", escape(reason));
-                }
-                Outcome::Failed(_) | Outcome::TimedOut(_) => {
-                    let message = record.message().unwrap_or_default();
-                    let first_line = message.lines().next().unwrap_or_default();
-                    let kind = record.outcome.as_str();
-                    let _ = writeln!(
-                        children,
-                        "      <failure type=\"{kind}\" message=\"{}\">{}\n  at {}</failure>",
-                        escape(first_line),
-                        escape(&message),
-                        escape(&record.location())
-                    );
-                }
-            }
-            if children.is_empty() {
-                xml.push_str("/>\n");
-            } else {
-                let _ = write!(xml, ">\n{children}    </testcase>\n");
-            }
+            .filter(|record| record.test.category == category);
+        if let Some(first) = records.clone().map(|record| record.started_at).min() {
+            suite.set_timestamp(timestamp(first));
         }
-        xml.push_str("  </testsuite>\n");
+        suite.add_test_cases(records.map(test_case));
+        report.add_test_suite(suite);
     }
-    xml.push_str("</testsuites>\n");
-    xml
+    report
+        .to_string()
+        .expect("a report of strings and numbers serializes")
 }
 
-/// A load test's figures as `<properties>`, named `load.*`.
-fn properties(load: &LoadReport) -> String {
+fn timestamp(at: std::time::SystemTime) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::<chrono::Utc>::from(at).fixed_offset()
+}
+
+fn test_case(record: &Record) -> TestCase {
+    let (classname, name) = record
+        .test
+        .name
+        .rsplit_once("::")
+        .unwrap_or(("", record.test.name));
+    let status = match &record.outcome {
+        Outcome::Passed => {
+            let mut status = TestCaseStatus::success();
+            status.add_reruns(record.earlier.iter().map(rerun));
+            status
+        }
+        Outcome::Ignored => {
+            let mut status = TestCaseStatus::skipped();
+            if let Some(reason) = record.test.ignore_reason {
+                status.set_message(reason);
+            }
+            status
+        }
+        Outcome::Skipped(reason) => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(reason.as_str());
+            status
+        }
+        Outcome::Failed(_) | Outcome::TimedOut(_) => {
+            let message = record.message().unwrap_or_default();
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status
+                .set_message(message.lines().next().unwrap_or_default())
+                .set_type(record.outcome.as_str())
+                .set_description(format!("{message}\n  at {}", record.location()));
+            status.add_reruns(record.earlier.iter().map(rerun));
+            status
+        }
+    };
+    let mut case = TestCase::new(name, status);
+    case.set_classname(classname)
+        .set_time(record.duration)
+        .set_timestamp(timestamp(record.started_at));
+    case.extra.insert("file".into(), record.test.file.into());
+    case.extra
+        .insert("line".into(), record.test.line.to_string().into());
+    if record.outcome.is_failure() {
+        case.set_system_out(super::json::failure_text(record));
+    }
+    case.add_property(Property::new("category", record.test.category));
+    case.add_properties(
+        record
+            .test
+            .tags
+            .iter()
+            .map(|tag| Property::new("tag", *tag)),
+    );
+    if let Some(load) = record.load.as_deref() {
+        case.add_properties(
+            load_figures(load)
+                .into_iter()
+                .map(|(name, value)| Property::new(name, value)),
+        );
+    }
+    case
+}
+
+/// A failed try before the last: `flakyFailure` under a test that then
+/// passed, `rerunFailure` under one that failed again.
+fn rerun(outcome: &Outcome) -> TestRerun {
+    let message = match outcome {
+        Outcome::Failed(failure) => failure.message.clone(),
+        Outcome::TimedOut(timeout) => format!("timed out after {}", super::seconds(*timeout)),
+        other => other.as_str().to_owned(),
+    };
+    let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+    rerun
+        .set_message(message.lines().next().unwrap_or_default())
+        .set_type(outcome.as_str())
+        .set_description(message.as_str());
+    rerun
+}
+
+/// A load test's figures, named `load.*`.
+fn load_figures(load: &LoadReport) -> Vec<(&'static str, String)> {
     let mut figures = vec![
         ("load.concurrency", load.concurrency.to_string()),
         ("load.iterations", load.iterations.to_string()),
@@ -140,42 +183,17 @@ fn properties(load: &LoadReport) -> String {
             .into_iter()
             .filter_map(|(name, value)| Some((name, value?))),
     );
-    let mut xml = String::from("      <properties>\n");
-    for (name, value) in figures {
-        let _ = writeln!(
-            xml,
-            "        <property name=\"{name}\" value=\"{}\"/>",
-            escape(&value)
-        );
-    }
-    xml.push_str("      </properties>\n");
-    xml
-}
-
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            // XML 1.0 cannot carry most control characters, even escaped.
-            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => escaped.push('\u{FFFD}'),
-            c => escaped.push(c),
-        }
-    }
-    escaped
+    figures
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::{escape, render};
+    use super::render;
     use crate::fixtures::TestContext;
     use crate::load::{Latency, LoadReport};
+    use crate::model::Failure;
     use crate::model::{Needs, TestFuture};
     use crate::registry::TestDescriptor;
     use crate::report::{Outcome, Record, Summary};
@@ -192,6 +210,8 @@ mod tests {
         ignored: false,
         ignore_reason: None,
         timeout: None,
+        tags: &[],
+        retries: None,
         needs: Needs::NONE,
         run: pass,
     };
@@ -219,30 +239,61 @@ mod tests {
             outcome: Outcome::Passed,
             duration: Duration::from_secs(2),
             load: Some(Box::new(load)),
+            tries: 1,
+            earlier: Vec::new(),
+            started_at: std::time::SystemTime::now(),
         };
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
-        assert!(
-            xml.contains(
-                "line=\"3\">\n      <properties>\n        <property name=\"load.concurrency\" value=\"50\"/>\n        <property name=\"load.iterations\" value=\"400\"/>"
-            ),
+        let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed");
+        let case = &parsed.test_suites[0].test_cases[0];
+        let properties: Vec<(&str, &str)> = case
+            .properties
+            .iter()
+            .map(|property| (property.name.as_str(), property.value.as_str()))
+            .collect();
+        assert_eq!(
+            properties[..3],
+            [
+                ("category", "load"),
+                ("load.concurrency", "50"),
+                ("load.iterations", "400")
+            ],
             "{xml}"
         );
         assert!(
-            xml.contains("<property name=\"load.peak_connections\" value=\"10\"/>"),
+            properties.contains(&("load.peak_connections", "10")),
             "{xml}"
         );
         assert!(!xml.contains("load.memory_before"), "{xml}");
-        assert!(
-            xml.contains("      </properties>\n    </testcase>\n"),
-            "{xml}"
-        );
     }
 
+    static COLORED: TestDescriptor = TestDescriptor {
+        name: "ui::colors",
+        category: "smoke",
+        tags: &["slow"],
+        ..LOAD_TEST
+    };
+
     #[test]
-    fn escapes_markup_and_control_characters() {
-        assert_eq!(
-            escape("a<b & \"c\"\u{1b}"),
-            "a&lt;b &amp; &quot;c&quot;\u{FFFD}"
+    fn control_characters_leave_well_formed_xml() {
+        let record = Record {
+            test: &COLORED,
+            outcome: Outcome::Failed(Failure::new("\u{1b}[31mred\u{1b}[0m & <b> \u{7}bell")),
+            duration: Duration::from_millis(3),
+            load: None,
+            tries: 2,
+            earlier: vec![Outcome::Failed(Failure::new("first \u{1b}[1mtry"))],
+            started_at: std::time::SystemTime::now(),
+        };
+        let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(1)));
+        assert!(!xml.contains('\u{1b}') && !xml.contains('\u{7}'), "{xml}");
+        assert!(xml.contains("red &amp; &lt;b&gt; bell"), "{xml}");
+        let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed");
+        let case = &parsed.test_suites[0].test_cases[0];
+        assert_eq!(case.name.as_str(), "colors");
+        assert!(
+            matches!(&case.status, quick_junit::TestCaseStatus::NonSuccess { reruns, .. } if reruns.runs.len() == 1),
+            "{xml}"
         );
     }
 }

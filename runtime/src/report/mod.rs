@@ -3,10 +3,12 @@
 pub mod json;
 pub mod junit;
 pub mod pretty;
+pub mod verily_json;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::time::Duration;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::category;
 use crate::cli::{ColorChoice, Format, Options};
@@ -53,9 +55,21 @@ pub struct Record {
     pub duration: Duration,
     /// What a load test measured; `None` for other tests.
     pub load: Option<Box<crate::load::LoadReport>>,
+    /// How many times it ran: 1, more when a failure was retried, 0 when
+    /// ignored.
+    pub tries: u32,
+    /// How the tries before the last one failed (retries).
+    pub earlier: Vec<Outcome>,
+    /// When its first try started (JUnit timestamps).
+    pub started_at: SystemTime,
 }
 
 impl Record {
+    /// Passed, but only after failing: a flaky test, reported as such.
+    pub fn is_flaky(&self) -> bool {
+        self.outcome == Outcome::Passed && self.tries > 1
+    }
+
     /// The failure message, if the test failed.
     pub fn message(&self) -> Option<String> {
         match &self.outcome {
@@ -97,6 +111,10 @@ pub struct Summary {
     pub records: Vec<Record>,
     pub filtered_out: usize,
     pub elapsed: Duration,
+    /// Selected tests never started: `--fail-fast` stopped the run.
+    pub not_run: usize,
+    /// When the run started.
+    pub started_at: SystemTime,
 }
 
 impl Summary {
@@ -106,7 +124,16 @@ impl Summary {
             records,
             filtered_out,
             elapsed,
+            not_run: 0,
+            started_at: SystemTime::now()
+                .checked_sub(elapsed)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
         }
+    }
+
+    /// Tests that passed only on a retry.
+    pub fn flaky(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|record| record.is_flaky())
     }
 
     fn count(&self, predicate: impl Fn(&Outcome) -> bool) -> usize {
@@ -158,6 +185,8 @@ impl Summary {
 pub trait Reporter {
     fn started(&mut self, selection: &Selection);
     fn test_started(&mut self, test: &'static TestDescriptor);
+    /// `test` has been running for `running` (`--slow`).
+    fn test_slow(&mut self, test: &'static TestDescriptor, running: Duration);
     fn test_finished(&mut self, record: &Record);
     fn finished(&mut self, summary: &Summary);
 }
@@ -170,9 +199,77 @@ pub fn for_options(options: &Options) -> Box<dyn Reporter + Send> {
         ColorChoice::Auto => std::io::stdout().is_terminal() && !crate::env::env().no_color,
     };
     match options.format {
-        Format::Pretty => Box::new(pretty::Pretty::new(false, color)),
-        Format::Terse => Box::new(pretty::Pretty::new(true, color)),
-        Format::Json => Box::new(json::Json::new()),
+        Format::Pretty => Box::new(pretty::Pretty::new(false, color, options.report_time)),
+        Format::Terse => Box::new(pretty::Pretty::new(true, color, options.report_time)),
+        Format::Json => Box::new(json::Json::new(options.report_time)),
+        Format::VerilyJson => Box::new(verily_json::VerilyJson::new()),
+    }
+}
+
+/// `--logfile PATH`: a line per test as libtest writes it (`ok name`,
+/// `failed name`, `ignored: why name`), with ` <0.012s>` under
+/// `--report-time`.
+#[derive(Debug)]
+pub struct Logfile {
+    out: std::io::BufWriter<std::fs::File>,
+    report_time: bool,
+}
+
+impl Logfile {
+    pub fn create(path: &Path, report_time: bool) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(Self {
+            out: std::io::BufWriter::new(std::fs::File::create(path)?),
+            report_time,
+        })
+    }
+
+    pub fn write(&mut self, record: &Record) {
+        let result = match &record.outcome {
+            Outcome::Passed => "ok".to_owned(),
+            Outcome::Failed(_) | Outcome::TimedOut(_) => "failed".to_owned(),
+            Outcome::Ignored => match record.test.ignore_reason {
+                Some(reason) => format!("ignored: {reason}"),
+                None => "ignored".to_owned(),
+            },
+            Outcome::Skipped(reason) => format!("ignored: {reason}"),
+        };
+        let _ = write!(self.out, "{result} {}", record.test.name);
+        if self.report_time && record.tries > 0 {
+            let _ = write!(self.out, " <{}>", seconds(record.duration));
+        }
+        let _ = writeln!(self.out);
+        let _ = self.out.flush();
+    }
+}
+
+/// `--durations N`: the N slowest tests with their category, after the
+/// summary (on stderr when stdout carries JSON).
+pub fn durations(summary: &Summary, count: usize, format: Format) {
+    let mut ran: Vec<&Record> = summary.records.iter().filter(|r| r.tries > 0).collect();
+    ran.sort_by(|a, b| {
+        b.duration
+            .cmp(&a.duration)
+            .then(a.test.name.cmp(b.test.name))
+    });
+    let mut text = format!("slowest {} tests:\n", count.min(ran.len()));
+    for record in ran.into_iter().take(count) {
+        text.push_str(&format!(
+            "{:>10}  [{}] {}\n",
+            seconds(record.duration),
+            record.test.category,
+            record.test.name
+        ));
+    }
+    match format {
+        Format::Pretty | Format::Terse => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+        Format::Json | Format::VerilyJson => eprint!("{text}"),
     }
 }
 

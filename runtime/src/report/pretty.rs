@@ -1,6 +1,7 @@
 //! libtest's pretty and terse output, with a table of results per category.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use super::{Outcome, Record, Reporter, Summary, seconds};
 use crate::registry::TestDescriptor;
@@ -11,6 +12,7 @@ use crate::select::Selection;
 pub struct Pretty {
     terse: bool,
     color: bool,
+    report_time: bool,
     terse_column: usize,
 }
 
@@ -20,10 +22,11 @@ const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 
 impl Pretty {
-    pub fn new(terse: bool, color: bool) -> Self {
+    pub fn new(terse: bool, color: bool, report_time: bool) -> Self {
         Self {
             terse,
             color,
+            report_time,
             terse_column: 0,
         }
     }
@@ -36,14 +39,26 @@ impl Pretty {
         }
     }
 
-    fn outcome_word(&self, outcome: &Outcome) -> String {
-        match outcome {
+    fn outcome_word(&self, record: &Record) -> String {
+        let outcome = &record.outcome;
+        let mut word = match outcome {
+            Outcome::Passed if record.is_flaky() => self.paint(
+                YELLOW,
+                &format!("ok (flaky, passed on try {})", record.tries),
+            ),
             Outcome::Passed => self.paint(GREEN, "ok"),
             Outcome::Failed(_) => self.paint(RED, "FAILED"),
             Outcome::TimedOut(_) => self.paint(RED, "FAILED (timed out)"),
             Outcome::Ignored => self.paint(YELLOW, "ignored"),
             Outcome::Skipped(reason) => self.paint(YELLOW, &format!("skipped: {reason}")),
+        };
+        if outcome.is_failure() && record.tries > 1 {
+            word.push_str(&format!(" (failed all {} tries)", record.tries));
         }
+        if self.report_time && record.tries > 0 {
+            word.push_str(&format!(" <{}>", seconds(record.duration)));
+        }
+        word
     }
 
     fn outcome_char(&self, outcome: &Outcome) -> String {
@@ -72,6 +87,26 @@ impl Pretty {
                 writeln!(out, "    {}", record.test.name)?;
             }
         }
+        let flaky: Vec<&Record> = summary.flaky().collect();
+        if !flaky.is_empty() {
+            writeln!(out, "\nflaky (passed on a retry):")?;
+            for record in &flaky {
+                writeln!(
+                    out,
+                    "    {} (try {}; earlier: {})",
+                    record.test.name,
+                    record.tries,
+                    first_lines(&record.earlier)
+                )?;
+            }
+        }
+        if summary.not_run > 0 {
+            writeln!(
+                out,
+                "\n{} tests not run: --fail-fast stopped the run at the first failure",
+                summary.not_run
+            )?;
+        }
         let categories = summary.by_category();
         if !categories.is_empty() {
             writeln!(out)?;
@@ -97,9 +132,15 @@ impl Pretty {
         } else {
             self.paint(RED, "FAILED")
         };
+        // libtest's line; the flaky count only when there is one, so that
+        // readers of libtest's line keep reading it.
+        let flaky = match flaky.len() {
+            0 => String::new(),
+            count => format!("{count} flaky; "),
+        };
         writeln!(
             out,
-            "\ntest result: {verdict}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
+            "\ntest result: {verdict}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; {flaky}finished in {:.2}s\n",
             summary.passed(),
             summary.failed(),
             summary.ignored(),
@@ -113,10 +154,24 @@ impl Reporter for Pretty {
     fn started(&mut self, selection: &Selection) {
         let count = selection.tests.len();
         let noun = if count == 1 { "test" } else { "tests" };
-        println!("\nrunning {count} {noun}");
+        match selection.shuffle_seed {
+            Some(seed) => println!("\nrunning {count} {noun} (shuffle seed: {seed})"),
+            None => println!("\nrunning {count} {noun}"),
+        }
     }
 
     fn test_started(&mut self, _test: &'static TestDescriptor) {}
+
+    fn test_slow(&mut self, test: &'static TestDescriptor, running: Duration) {
+        let line = format!("SLOW [> {}] {}", seconds(running), test.name);
+        let mut out = io::stdout().lock();
+        let _ = if self.terse {
+            writeln!(out, "\n{}", self.paint(YELLOW, &line))
+        } else {
+            writeln!(out, "{}", self.paint(YELLOW, &line))
+        };
+        let _ = out.flush();
+    }
 
     fn test_finished(&mut self, record: &Record) {
         let mut out = io::stdout().lock();
@@ -133,7 +188,7 @@ impl Reporter for Pretty {
                 out,
                 "test {} ... {}",
                 record.test.name,
-                self.outcome_word(&record.outcome)
+                self.outcome_word(record)
             )
             .and_then(|()| match &record.load {
                 Some(load) => load
@@ -154,4 +209,22 @@ impl Reporter for Pretty {
         let _ = self.write_summary(&mut out, summary);
         let _ = out.flush();
     }
+}
+
+/// The first line of each earlier failure, `; `-joined.
+fn first_lines(outcomes: &[Outcome]) -> String {
+    outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Failed(failure) => failure
+                .message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            Outcome::TimedOut(timeout) => format!("timed out after {}", seconds(*timeout)),
+            other => other.as_str().to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

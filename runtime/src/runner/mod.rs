@@ -1,12 +1,14 @@
 //! Runs the selected tests on a tokio runtime, in parallel up to
-//! `--test-threads`, each under its timeout, and reports as they finish.
+//! `--test-threads`, each under its timeout (retried on failure up to its
+//! retries), and reports as they finish.
 
 mod signals;
 
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc};
 
@@ -25,12 +27,16 @@ use signals::Signals;
 /// Timeout of a test that sets none, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// When a test still running is reported slow, unless `--slow` says
+/// otherwise (libtest warns after 60 s too).
+pub const DEFAULT_SLOW: Duration = Duration::from_secs(60);
+
 /// How long the end-of-run teardown may take before the harness exits
 /// anyway.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(60);
 
 /// The harness's `main`: parses `std::env::args`, runs, and exits with 0
-/// (all passed), 101 (a test failed) or 2 (bad command line).
+/// (all passed) or 101 (a test failed, or a bad command line), as libtest.
 pub fn main() -> ! {
     main_with(Config::default())
 }
@@ -80,7 +86,7 @@ where
 
 fn usage_error(error: &dyn fmt::Display) -> i32 {
     eprintln!("error: {error}");
-    2
+    101
 }
 
 /// nextest sees names with their category in front (`[wiring] a::b`), so a
@@ -105,7 +111,9 @@ fn list(selection: &Selection, options: &Options) {
         }
     }
     if options.format != cli::Format::Terse {
-        let _ = writeln!(out, "\n{} tests", selection.tests.len());
+        let count = selection.tests.len();
+        let noun = if count == 1 { "test" } else { "tests" };
+        let _ = writeln!(out, "\n{count} {noun}, 0 benchmarks");
     }
 }
 
@@ -124,6 +132,19 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
         .build()
         .expect("the tokio runtime of the harness could not start");
     let mut reporter = report::for_options(options);
+    let mut logfile = match &options.logfile {
+        Some(path) => match report::Logfile::create(path, options.report_time) {
+            Ok(logfile) => Some(logfile),
+            Err(error) => {
+                eprintln!(
+                    "error: could not create the --logfile {}: {error}",
+                    path.display()
+                );
+                return 101;
+            }
+        },
+        None => None,
+    };
     let infrastructure = Arc::new(Infrastructure::new(config));
     let started = Instant::now();
     // Installed for the whole run, the end-of-run teardown included.
@@ -133,7 +154,7 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     };
     let records = runtime.block_on(async {
         tokio::select! {
-            records = run_selection(&selection, options, threads, reporter.as_mut(), &infrastructure) => records,
+            records = run_selection(&selection, options, threads, reporter.as_mut(), logfile.as_mut(), &infrastructure) => records,
             signal = signals.next() => {
                 eprintln!("\n{}: stopping the run's infrastructure", signals::name(signal));
                 tokio::select! {
@@ -172,8 +193,25 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
             }
         }
     });
-    let summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
+    let mut summary = report::Summary::new(records, selection.filtered_out, started.elapsed());
+    summary.not_run = selection
+        .tests
+        .iter()
+        .filter(|test| Selection::runs(test, options.ignored))
+        .count()
+        .saturating_sub(summary.records.iter().filter(|r| r.tries > 0).count());
     reporter.finished(&summary);
+    if let Some(count) = options.durations {
+        report::durations(&summary, count, options.format);
+    }
+    let ran = summary
+        .records
+        .iter()
+        .filter(|record| record.tries > 0)
+        .map(|record| (record.test.name, record.outcome.is_failure()));
+    if let Err(error) = select::record_failures(ran) {
+        eprintln!("warning: could not record this run's failures for --last-failed: {error}");
+    }
     if let Some(path) = &options.junit
         && let Err(error) = report::junit::write(path, &summary)
     {
@@ -193,51 +231,88 @@ async fn run_selection(
     options: &Options,
     threads: usize,
     reporter: &mut dyn Reporter,
+    mut logfile: Option<&mut report::Logfile>,
     infrastructure: &SharedInfrastructure,
 ) -> Vec<Record> {
     reporter.started(selection);
+    // --fail-fast: set by the first failure; tests not started by then never start.
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow = options.slow.unwrap_or(DEFAULT_SLOW);
     let mut records = Vec::with_capacity(selection.tests.len());
     let semaphore = Arc::new(Semaphore::new(threads));
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let default_timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut to_run = Vec::with_capacity(selection.tests.len());
     for &test in &selection.tests {
-        if !Selection::runs(test, options.ignored) {
-            records.push(Record {
-                test,
-                outcome: Outcome::Ignored,
-                duration: Duration::ZERO,
-                load: None,
-            });
-            reporter.test_finished(records.last().expect("just pushed"));
+        if Selection::runs(test, options.ignored) {
+            to_run.push(test);
             continue;
         }
-        let semaphore = Arc::clone(&semaphore);
-        let sender = sender.clone();
-        let infrastructure = Arc::clone(infrastructure);
-        // A load test takes the machine: every permit, so nothing runs
-        // beside it (the semaphore is fair: tests queued after it wait).
-        let permits = if crate::load::takes_the_machine(test) {
-            u32::try_from(threads).unwrap_or(u32::MAX)
-        } else {
-            1
-        };
-        tokio::spawn(async move {
-            let _permit = semaphore
+        records.push(Record {
+            test,
+            outcome: Outcome::Ignored,
+            duration: Duration::ZERO,
+            load: None,
+            tries: 0,
+            earlier: Vec::new(),
+            started_at: SystemTime::now(),
+        });
+        let record = records.last().expect("just pushed");
+        reporter.test_finished(record);
+        if let Some(logfile) = logfile.as_deref_mut() {
+            logfile.write(record);
+        }
+    }
+    let plan = Plan {
+        default_timeout,
+        slow,
+        retries: options.retries,
+        fail_fast: options.fail_fast,
+    };
+    // Tests start in the selection's order (sorted, or shuffled): one task
+    // takes the permits in turn and spawns each test as its permit comes.
+    let infrastructure = Arc::clone(infrastructure);
+    tokio::spawn(async move {
+        for test in to_run {
+            // A load test takes the machine: every permit, so nothing runs
+            // beside it (the semaphore is fair: tests queued after it wait).
+            let permits = if crate::load::takes_the_machine(test) {
+                u32::try_from(threads).unwrap_or(u32::MAX)
+            } else {
+                1
+            };
+            let permit = Arc::clone(&semaphore)
                 .acquire_many_owned(permits)
                 .await
                 .expect("the semaphore is never closed");
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let _ = sender.send(Event::Started(test));
-            let timeout = test.timeout.unwrap_or(default_timeout);
-            let record = supervise(test, timeout, infrastructure).await;
-            let _ = sender.send(Event::Finished(record));
-        });
-    }
-    drop(sender);
+            let (sender, stop, infrastructure) = (
+                sender.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&infrastructure),
+            );
+            tokio::spawn(async move {
+                let _permit = permit;
+                let record = plan.run(test, infrastructure, &sender).await;
+                if plan.fail_fast && record.outcome.is_failure() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                let _ = sender.send(Event::Finished(record));
+            });
+        }
+    });
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Started(test) => reporter.test_started(test),
+            Event::Slow(test, running) => reporter.test_slow(test, running),
             Event::Finished(record) => {
                 reporter.test_finished(&record);
+                if let Some(logfile) = logfile.as_deref_mut() {
+                    logfile.write(&record);
+                }
                 records.push(record);
             }
         }
@@ -245,9 +320,67 @@ async fn run_selection(
     records
 }
 
+/// How each test of a run is run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    default_timeout: Duration,
+    slow: Duration,
+    /// `--retries`, for tests that set none.
+    retries: Option<u32>,
+    fail_fast: bool,
+}
+
+impl Plan {
+    /// Runs `test`, again after a failure while it has retries left.
+    async fn run(
+        self,
+        test: &'static TestDescriptor,
+        infrastructure: SharedInfrastructure,
+        sender: &mpsc::UnboundedSender<Event>,
+    ) -> Record {
+        let tries = 1 + test.retries.or(self.retries).unwrap_or(0) as usize;
+        let timeout = test.timeout.unwrap_or(self.default_timeout);
+        let started_at = SystemTime::now();
+        let mut earlier = Vec::new();
+        let mut record = loop {
+            let watch = watch_slow(test, self.slow, sender.clone());
+            let record = supervise(test, timeout, Arc::clone(&infrastructure)).await;
+            watch.abort();
+            if !record.outcome.is_failure() || earlier.len() + 1 >= tries {
+                break record;
+            }
+            earlier.push(record.outcome);
+        };
+        record.tries = u32::try_from(earlier.len() + 1).unwrap_or(u32::MAX);
+        record.earlier = earlier;
+        record.started_at = started_at;
+        record
+    }
+}
+
 enum Event {
     Started(&'static TestDescriptor),
+    /// Still running after this long (`--slow`, and each multiple of it).
+    Slow(&'static TestDescriptor, Duration),
     Finished(Record),
+}
+
+/// Reports `test` slow at each multiple of `slow` until aborted.
+fn watch_slow(
+    test: &'static TestDescriptor,
+    slow: Duration,
+    sender: mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running = Duration::ZERO;
+        loop {
+            tokio::time::sleep(slow).await;
+            running += slow;
+            if sender.send(Event::Slow(test, running)).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// Runs one test in a task of its own and stops waiting at its timeout.
@@ -258,6 +391,7 @@ async fn supervise(
     timeout: Duration,
     infrastructure: SharedInfrastructure,
 ) -> Record {
+    let started_at = SystemTime::now();
     let started = Instant::now();
     let mut task = tokio::spawn(async move {
         let mut context = TestContext::new(test.name, test.category, infrastructure);
@@ -301,5 +435,8 @@ async fn supervise(
         outcome,
         duration,
         load,
+        tries: 1,
+        earlier: Vec::new(),
+        started_at,
     }
 }

@@ -1,4 +1,4 @@
-#[verily::persists(operations, retries = 3, migrations = "../../../../ui-tests/migrations")]
+#[verily::persists(operations, retires = 3, migrations = "../../../../ui-tests/migrations")]
 async fn create_operation_writes_a_row(_db: verily::Db) {}
 
 fn main() {}

@@ -3,7 +3,7 @@ pub struct Service {
     repository: Option<u32>,
 }
 
-#[verily::wired(repository, repository, timeout = "soon", retries = 3)]
+#[verily::wired(repository, repository, timeout = "soon", retires = 3)]
 pub fn service() -> Service {
     Service { repository: Some(1) }
 }
