@@ -279,21 +279,15 @@ where
     }
     // nextest lists and runs tests through the harness with no way to pass
     // it flags; it passes the environment.
-    if let Ok(expression) = std::env::var("VERILY_TAGS")
-        && !expression.trim().is_empty()
-    {
-        options.tags.push(expression);
+    let env = crate::env::env();
+    if let Some(expression) = &env.tags {
+        options.tags.push(expression.clone());
     }
-    if std::env::var_os("RUST_TEST_SHUFFLE").is_some_and(|value| value != "0") {
+    if env.shuffle {
         options.shuffle = true;
     }
-    if options.shuffle_seed.is_none()
-        && let Ok(raw) = std::env::var("RUST_TEST_SHUFFLE_SEED")
-    {
-        let seed = raw
-            .parse()
-            .map_err(|_| invalid("RUST_TEST_SHUFFLE_SEED", &raw, "a number"))?;
-        options.shuffle_seed = Some(seed);
+    if options.shuffle_seed.is_none() {
+        options.shuffle_seed = env.shuffle_seed;
     }
     Ok(options)
 }

@@ -22,7 +22,10 @@
 //! | `VERILY_CACHE_DIR` | the cache of pristine clusters |
 //! | `VERILY_APP_TIMINGS` | `1`: print an app's start-to-ready time |
 //! | `NEXTEST`, `NEXTEST_RUN_ID` | set by nextest in each test process |
+//! | `VERILY_TAGS` | a `--tags` expression, for runners that pass no flags (nextest) |
+//! | `VERILY_LAST_FAILED` | the file `--last-failed` reads and writes |
 //! | `RUST_TEST_THREADS` | tests run at once, as libtest reads it |
+//! | `RUST_TEST_SHUFFLE`, `RUST_TEST_SHUFFLE_SEED` | `--shuffle`, `--shuffle-seed`, as libtest reads them |
 //! | `NO_COLOR` | no colors in the pretty report |
 //!
 //! `VERILY_SHARED_KEEPER`, `VERILY_HOSTED_KEEPER` and
@@ -67,6 +70,10 @@ pub(crate) struct Env {
     pub cache_dir: Option<PathBuf>,
     pub app_timings: bool,
     pub test_threads: Option<usize>,
+    pub tags: Option<String>,
+    pub last_failed: Option<PathBuf>,
+    pub shuffle: bool,
+    pub shuffle_seed: Option<u64>,
     pub no_color: bool,
     /// In a keeper of the shared PostgreSQL cluster: its key.
     pub shared_keeper: Option<String>,
@@ -118,6 +125,11 @@ impl Env {
             |threads| threads.parse().ok().filter(|n: &usize| *n > 0),
             "a positive integer",
         );
+        let shuffle_seed = read.parse(
+            "RUST_TEST_SHUFFLE_SEED",
+            |seed| seed.parse().ok(),
+            "a number",
+        );
         Self {
             keep,
             shared,
@@ -138,6 +150,14 @@ impl Env {
             cache_dir: read.set("VERILY_CACHE_DIR").map(PathBuf::from),
             app_timings,
             test_threads,
+            tags: read
+                .set("VERILY_TAGS")
+                .filter(|expression| !expression.trim().is_empty()),
+            last_failed: read.set("VERILY_LAST_FAILED").map(PathBuf::from),
+            shuffle: read
+                .set("RUST_TEST_SHUFFLE")
+                .is_some_and(|value| value != "0"),
+            shuffle_seed,
             no_color: read.set("NO_COLOR").is_some(),
             shared_keeper: read.set("VERILY_SHARED_KEEPER"),
             hosted_keeper: read

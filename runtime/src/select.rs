@@ -155,8 +155,8 @@ fn shuffle<T>(items: &mut [T], seed: u64) {
 /// directory found from the binary's own path (`<target>/<profile>/deps/`).
 /// `VERILY_LAST_FAILED` names another file.
 pub fn last_failed_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("VERILY_LAST_FAILED") {
-        return Some(PathBuf::from(path));
+    if let Some(path) = &crate::env::env().last_failed {
+        return Some(path.clone());
     }
     let exe = std::env::current_exe().ok()?;
     let name = exe.file_name()?.to_owned();
