@@ -30,8 +30,8 @@ pub use wire::{Unwired, Wire};
 #[cfg(feature = "testing")]
 pub use verily_runtime::{
     App, AppConfig, AppError, Config, Db, Failure, Fixture, FixtureError, HttpError, InfraError,
-    Needs, NeverHeld, PgServer, ProxyTarget, Ready, Response, Service, TcpProxy, TestContext,
-    TestResult, Upstream, eventually, skip,
+    NeverHeld, PgServer, ProxyTarget, Ready, Response, Service, TcpProxy, TestContext, TestResult,
+    Upstream, eventually, skip,
 };
 
 /// Redis fixtures (feature `redis`): the test's own database on the run's
@@ -124,7 +124,7 @@ pub mod __private {
         DeclaredEnum, TestDescriptor, TestFuture, category_of, enums, inventory, load, persist,
     };
     #[cfg(feature = "testing")]
-    pub use verily_runtime::{Db, Failure, Fixture, Needs, TestContext, TestResult};
+    pub use verily_runtime::{Db, Failure, Fixture, TestContext, TestResult};
 
     #[cfg(feature = "testing")]
     pub use verily_runtime::__private::HostedService;

@@ -69,15 +69,6 @@ impl Fixtures {
         }
     }
 
-    /// A const expression of the infrastructure the fixtures need.
-    pub fn needs(&self) -> TokenStream {
-        let types = &self.types;
-        quote! {
-            ::verily::__private::Needs::NONE
-                #(.union(<#types as ::verily::__private::Fixture>::NEEDS))*
-        }
-    }
-
     /// How many parameters there are.
     pub fn len(&self) -> usize {
         self.types.len()

@@ -17,8 +17,6 @@ pub struct Registration<'a> {
     /// Const expression of type `&'static str`.
     pub category: TokenStream,
     pub options: &'a TestOptions,
-    /// Const expression of type `Needs`.
-    pub needs: TokenStream,
     /// Statements of the async body, with `__verily_ctx` in scope,
     /// ending in an expression of type `TestResult`.
     pub body: TokenStream,
@@ -48,7 +46,6 @@ impl Registration<'_> {
             Some(retries) => quote!(::core::option::Option::Some(#retries)),
             None => quote!(::core::option::Option::None),
         };
-        let needs = &self.needs;
         let body = &self.body;
         let extra = &self.extra;
         // Spanned at the function's name, so file!() and line!() point at it.
@@ -80,7 +77,6 @@ impl Registration<'_> {
                         timeout: #timeout,
                         tags: &[#(#tags),*],
                         retries: #retries,
-                        needs: #needs,
                         run: __verily_run,
                     }
                 }

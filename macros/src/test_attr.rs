@@ -62,7 +62,6 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         name: None,
         category,
         options: &options,
-        needs: fixtures.needs(),
         body: quote! {
             #setup
             ::verily::__private::IntoTestResult::into_test_result(#call)

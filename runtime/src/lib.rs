@@ -90,7 +90,7 @@ pub use infra::proxy::{ProxyTarget, TcpProxy, Upstream};
 #[cfg(feature = "harness")]
 pub use infra::{InfraError, Service};
 #[cfg(feature = "harness")]
-pub use model::{Failure, Needs, TestResult};
+pub use model::{Failure, TestResult};
 #[cfg(feature = "harness")]
 pub use panic::skip;
 #[cfg(feature = "harness")]

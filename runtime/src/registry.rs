@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::fixtures::TestContext;
-use crate::model::{Needs, TestFuture};
+use crate::model::TestFuture;
 
 /// Everything the harness knows about a test before running it.
 ///
@@ -32,8 +32,6 @@ pub struct TestDescriptor {
     /// `retries = N`: tries after a failure; the run's `--retries` applies
     /// when `None`.
     pub retries: Option<u32>,
-    /// Infrastructure to provide before the body runs.
-    pub needs: Needs,
     /// Sets up the fixtures and runs the test.
     pub run: for<'a> fn(&'a mut TestContext) -> TestFuture<'a>,
 }

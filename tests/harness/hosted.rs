@@ -211,6 +211,39 @@ fn a_users_own_service_is_shared_by_every_process_and_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// What a test needs is derived from the services it asked for: the
+/// example's fixtures declare nothing, a fixture built from two others
+/// included, and the JSON report names each test's services.
+#[verily::test(category = "e2e", timeout = "10m")]
+fn needs_are_the_services_a_test_asked_for() {
+    require_python();
+    let run = run_with_env(
+        hosted_binary(),
+        &["--format", "json"],
+        &[("VERILY_SHARED", "0"), ("VERILY_REDIS", "local")],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let finished = run.finished();
+    let needs = |test: &str| finished[&format!("harness::{test}")]["needs"].clone();
+    assert_eq!(
+        needs("a_missing_document_is_none"),
+        serde_json::json!(["file-server"])
+    );
+    assert_eq!(needs("redis_is_shared_too"), serde_json::json!(["redis"]));
+    assert_eq!(
+        needs("a_cached_document_is_served_and_cached"),
+        serde_json::json!(["file-server", "redis"])
+    );
+    let source = std::fs::read_to_string(
+        crate::support::workspace().join("examples/hosted/tests/harness.rs"),
+    )
+    .expect("the example's source");
+    assert!(
+        !source.contains("NEEDS"),
+        "nothing in the example declares its needs"
+    );
+}
+
 /// Under real `cargo nextest run`: every test of the example passes, and
 /// the file server was started once for all of its processes.
 #[verily::test(category = "e2e", timeout = "15m")]
@@ -242,7 +275,7 @@ fn under_nextest_the_example_starts_one_file_server() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("3 tests run: 3 passed, 1 skipped"), "{text}");
+    assert!(text.contains("4 tests run: 4 passed, 1 skipped"), "{text}");
     only(
         values_after(&text, "served by pid "),
         "python3 server",

@@ -132,7 +132,6 @@ impl Fixture for Shelf {
         std::fs::create_dir_all(&dir).map_err(|error| {
             FixtureError::with_source(format!("creating {}", dir.display()), error)
         })?;
-        println!("served by pid {}", server.pid);
         eprintln!("{}: served by pid {}", ctx.test_name(), server.pid);
         let remove = dir.clone();
         ctx.at_end(move |_passed| async move {
@@ -173,6 +172,40 @@ async fn redis_is_shared_too(redis: verily::Redis) {
         .await
         .expect("SET");
     eprintln!("redis_is_shared_too: on {}", redis.url());
+}
+
+/// A fixture built from two others declares nothing: what the test needs
+/// (`file-server`, `redis`) is what its fixtures asked for.
+struct CachedShelf {
+    shelf: Shelf,
+    cache: verily::Redis,
+}
+
+impl Fixture for CachedShelf {
+    async fn setup(ctx: &mut TestContext) -> Result<Self, FixtureError> {
+        Ok(CachedShelf {
+            shelf: ctx.fixture::<Shelf>().await?,
+            cache: ctx.fixture::<verily::Redis>().await?,
+        })
+    }
+}
+
+#[verily::test]
+async fn a_cached_document_is_served_and_cached(cached: CachedShelf) {
+    cached.shelf.put("page.txt", "cached");
+    let text = cached
+        .shelf
+        .documents
+        .get("page.txt")
+        .await
+        .expect("served");
+    let mut connection = cached.cache.connection();
+    let _: () = redis::cmd("SET")
+        .arg("page.txt")
+        .arg(text.as_deref().unwrap_or_default())
+        .query_async(&mut connection)
+        .await
+        .expect("SET");
 }
 
 /// Holds the shared server until killed (the suite kills it with -9 and

@@ -190,8 +190,6 @@ async fn record(
 // Tests get a ledger on their own database, with accounts 1 and 2 open.
 #[verily::fixture]
 impl verily::Fixture for Ledger {
-    const NEEDS: verily::Needs = <verily::Db as verily::Fixture>::NEEDS;
-
     async fn setup(ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
         let db = ctx.fixture::<verily::Db>().await?;
         let ledger = Ledger::new(Settings::for_database(db.url()))

@@ -325,8 +325,6 @@ pub fn build_services(settings: Settings) -> Result<Services, ServiceError> {
 // Tests build the service on their own database.
 #[verily::fixture]
 impl verily::Fixture for OperationsService {
-    const NEEDS: verily::Needs = <PgPool as verily::Fixture>::NEEDS;
-
     async fn setup(ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
         Ok(operations_service(ctx.fixture::<PgPool>().await?))
     }

@@ -193,37 +193,32 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
     }
     let enum_name = ident.to_string();
     let mut tests = Vec::new();
-    let mut register = |check: &str, needs: TokenStream, body: TokenStream| {
+    let mut register = |check: &str, body: TokenStream| {
         let registration = Registration {
             ident: &ident,
             name: Some(format!("{enum_name}::{check}")),
             category: quote!("schema"),
             options: &checks.options,
-            needs,
             body,
             extra: TokenStream::new(),
         };
         tests.push(registration.expand());
     };
-    let none = quote!(::verily::__private::Needs::NONE);
     if checks.serde {
         register(
             SERDE,
-            none.clone(),
             quote!(::verily::__private::enums::check_serde::<#ident>()),
         );
     }
     if checks.strings {
         register(
             STRINGS,
-            none.clone(),
             quote!(::verily::__private::enums::check_strings::<#ident>()),
         );
     }
     if let Some(pg_type) = &checks.pg_type {
         register(
             PG_TYPE,
-            quote!(::verily::__private::Needs::POSTGRES),
             quote! {
                 let __verily_db = __verily_ctx.fixture::<::verily::__private::Db>().await?;
                 ::verily::__private::enums::check_pg_type::<#ident>(&__verily_db, #pg_type).await
@@ -243,7 +238,6 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
         };
         register(
             SCAN,
-            none,
             quote! {
                 ::verily::__private::enums::check_files(
                     #enum_name,

@@ -118,9 +118,6 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
                 let #arg = __verily_ctx.fixture::<#ty>().await?;
             }
         });
-    let needs = fixture_types
-        .iter()
-        .map(|(_, ty)| quote!(<#ty as ::verily::__private::Fixture>::NEEDS));
     let mut call_args = Vec::new();
     let mut fixtures = fixture_args.iter();
     for index in 0..function.sig.inputs.len() {
@@ -167,7 +164,6 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
         name: None,
         category: quote!("schema"),
         options: &options,
-        needs: quote!(::verily::__private::Needs::NONE #(.union(#needs))*),
         body,
         extra: TokenStream::new(),
     }

@@ -95,7 +95,6 @@ pub fn test(attr: &LoadAttr, function: &ItemFn, fixtures: &Fixtures) -> TokenStr
         name: None,
         category: quote!("load"),
         options: &attr.options,
-        needs: fixtures.needs(),
         body,
         extra: TokenStream::new(),
     }

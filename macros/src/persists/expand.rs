@@ -54,13 +54,11 @@ pub fn test(
             const _: &[u8] = ::core::include_bytes!(#path);
         )
     });
-    let fixture_needs = fixtures.needs();
     let registration = Registration {
         ident,
         name: None,
         category: fixtures.category(attr.options.category.as_deref(), "persistence"),
         options: &attr.options,
-        needs: quote!(::verily::__private::Needs::POSTGRES.union(#fixture_needs)),
         body,
         extra: quote!(#(#tracked)*),
     }

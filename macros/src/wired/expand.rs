@@ -117,7 +117,6 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
         name: None,
         category: quote!("wiring"),
         options: &attr.options,
-        needs: factory.fixtures.needs(),
         body,
         extra: TokenStream::new(),
     }

@@ -25,7 +25,6 @@ pub use ready::Ready;
 
 use crate::fixtures::{Fixture, FixtureError, TestContext};
 use crate::infra::keep_requested;
-use crate::model::Needs;
 use crate::model::{Failure, TestResult};
 use logs::{Logs, TAIL_LINES};
 use process::{Running, wait_exit};
@@ -556,7 +555,6 @@ impl App {
 }
 
 impl Fixture for App {
-    const NEEDS: Needs = Needs::POSTGRES;
     const CATEGORY: Option<&'static str> = Some("e2e");
 
     async fn setup(ctx: &mut TestContext) -> Result<Self, FixtureError> {

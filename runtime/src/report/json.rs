@@ -16,9 +16,11 @@
 //! test events only with `--report-time`, as in libtest. Test events also
 //! carry verily's keys, which libtest's readers ignore:
 //!
-//! - `category`, `tags`, `file`, `line`, `needs`, `retries` (what the
-//!   attribute said), on every test event;
-//! - on the closing event: `outcome` (`passed`, `failed`, `timed_out`,
+//! - `category`, `tags`, `file`, `line`, `retries` (what the attribute
+//!   said), on every test event;
+//! - on the closing event: `needs` (the services the test asked for:
+//!   `postgres`, `redis`, a user's own; derived from what it used, nothing
+//!   declares it), `outcome` (`passed`, `failed`, `timed_out`,
 //!   `ignored`, `skipped`), `duration` (seconds), `message` (why it failed
 //!   or skipped itself), `location` (`file:line[:col]` of a failure),
 //!   `tries` and `flaky` (a test that passed only on a retry), and `load`
@@ -83,10 +85,6 @@ fn descriptor_keys(test: &TestDescriptor, event: &mut Map<String, Value>) {
     event.insert("tags".into(), json!(test.tags().collect::<Vec<_>>()));
     event.insert("file".into(), test.file.into());
     event.insert("line".into(), test.line.into());
-    event.insert(
-        "needs".into(),
-        json!(test.needs.names().collect::<Vec<_>>()),
-    );
     event.insert("retries".into(), test.retries.into());
 }
 
@@ -111,6 +109,8 @@ pub fn test_event(record: &Record, report_time: bool) -> Value {
         Outcome::Skipped(_) | Outcome::Passed => {}
     }
     descriptor_keys(record.test, &mut event);
+    // What it needed: the services it asked for (known once it ran).
+    event.insert("needs".into(), json!(record.services));
     event.insert("outcome".into(), record.outcome.as_str().into());
     event.insert("duration".into(), record.duration.as_secs_f64().into());
     if let Some(message) = record.message() {

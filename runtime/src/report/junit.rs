@@ -194,7 +194,7 @@ mod tests {
     use crate::fixtures::TestContext;
     use crate::load::{Latency, LoadReport};
     use crate::model::Failure;
-    use crate::model::{Needs, TestFuture};
+    use crate::model::TestFuture;
     use crate::registry::TestDescriptor;
     use crate::report::{Outcome, Record, Summary};
 
@@ -212,7 +212,6 @@ mod tests {
         timeout: None,
         tags: &[],
         retries: None,
-        needs: Needs::NONE,
         run: pass,
     };
 
@@ -242,6 +241,7 @@ mod tests {
             tries: 1,
             earlier: Vec::new(),
             started_at: std::time::SystemTime::now(),
+            services: Vec::new(),
         };
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
         let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed");
@@ -284,6 +284,7 @@ mod tests {
             tries: 2,
             earlier: vec![Outcome::Failed(Failure::new("first \u{1b}[1mtry"))],
             started_at: std::time::SystemTime::now(),
+            services: Vec::new(),
         };
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(1)));
         assert!(!xml.contains('\u{1b}') && !xml.contains('\u{7}'), "{xml}");

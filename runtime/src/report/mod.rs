@@ -62,6 +62,9 @@ pub struct Record {
     pub earlier: Vec<Outcome>,
     /// When its first try started (JUnit timestamps).
     pub started_at: SystemTime,
+    /// The services it used (`postgres`, `redis`, a user's own), in the
+    /// order it first asked: what it needs, derived rather than declared.
+    pub services: Vec<&'static str>,
 }
 
 impl Record {

@@ -72,7 +72,7 @@ pub fn test_event(record: &Record) -> Value {
         "location": failed.then(|| record.location()),
         "file": record.test.file,
         "line": record.test.line,
-        "needs": record.test.needs.names().collect::<Vec<_>>(),
+        "needs": record.services,
         "tags": record.test.tags().collect::<Vec<_>>(),
         "tries": record.tries,
         "flaky": record.is_flaky(),

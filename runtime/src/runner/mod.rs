@@ -256,6 +256,7 @@ async fn run_selection(
             tries: 0,
             earlier: Vec::new(),
             started_at: SystemTime::now(),
+            services: Vec::new(),
         });
         let record = records.last().expect("just pushed");
         reporter.test_finished(record);
@@ -393,8 +394,10 @@ async fn supervise(
 ) -> Record {
     let started_at = SystemTime::now();
     let started = Instant::now();
+    let used = crate::fixtures::Used::default();
+    let using = Arc::clone(&used);
     let mut task = tokio::spawn(async move {
-        let mut context = TestContext::new(test.name, test.category, infrastructure);
+        let mut context = TestContext::new(test.name, test.category, infrastructure, using);
         let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
             Ok(verdict) => Ok(verdict),
             Err(Caught::Panicked(failure)) => Ok(Err(failure)),
@@ -430,6 +433,7 @@ async fn supervise(
         load = context.held::<LoadReport>().map(Box::new);
         context.finish(outcome.is_failure()).await;
     }
+    let services = used.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Record {
         test,
         outcome,
@@ -438,5 +442,6 @@ async fn supervise(
         tries: 1,
         earlier: Vec::new(),
         started_at,
+        services,
     }
 }

@@ -205,8 +205,6 @@ struct OrphanBeforeStartup {
 
 #[verily::fixture]
 impl verily::Fixture for OrphanBeforeStartup {
-    const NEEDS: verily::Needs = verily::Needs::POSTGRES;
-
     async fn setup(ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
         let db = ctx.database().await?;
         let id = sqlx::query_scalar(
