@@ -154,31 +154,13 @@ async fn poll_forever(db: Db) {
     }
 }
 
-/// A task the test spawned with `tokio::spawn` outlives it (the run's
-/// runtime is shared) and holds its session: the database is dropped, and
-/// the summary names this test.
+/// A task the test spawned (a server on its database, say) ends with the
+/// test, as under `#[tokio::test]`: each test has a runtime of its own,
+/// shut down before its database is given back, so its session closes
+/// and the database is reused.
 #[verily::test(category = "persistence")]
-async fn a_task_spawned_with_tokio_outlives_the_test(db: Db) {
+async fn a_task_spawned_by_the_test_ends_with_it(db: Db) {
     starts_from_the_template(&db).await;
     tokio::spawn(poll_forever(db.clone()));
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-}
-
-/// A server-like fixture that spawns its task in the test's scope.
-struct Poller;
-
-impl verily::Fixture for Poller {
-    async fn setup(ctx: &mut verily::TestContext) -> Result<Self, verily::FixtureError> {
-        let db = ctx.database().await?;
-        starts_from_the_template(&db).await;
-        ctx.spawn(poll_forever(db));
-        Ok(Poller)
-    }
-}
-
-/// The same task spawned with `TestContext::spawn` ends with the test: its
-/// session closes and the database is reused.
-#[verily::test(category = "persistence")]
-async fn a_task_spawned_in_the_test_scope_ends_with_it(_poller: Poller) {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }

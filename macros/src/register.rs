@@ -22,6 +22,10 @@ pub struct Registration<'a> {
     pub body: TokenStream,
     /// Items placed beside the registration (files to track, say).
     pub extra: TokenStream,
+    /// Whether it runs on a runtime of its own (an async body or
+    /// fixtures: it may spawn tasks, which end with it); a sync body with no
+    /// fixtures runs on the run's runtime, at a fraction of the cost.
+    pub own_runtime: bool,
 }
 
 impl Registration<'_> {
@@ -48,6 +52,7 @@ impl Registration<'_> {
         };
         let body = &self.body;
         let extra = &self.extra;
+        let own_runtime = self.own_runtime;
         // Spanned at the function's name, so file!() and line!() point at it.
         let file = quote_spanned!(ident.span()=> ::core::file!());
         let line = quote_spanned!(ident.span()=> ::core::line!());
@@ -77,6 +82,7 @@ impl Registration<'_> {
                         timeout: #timeout,
                         tags: &[#(#tags),*],
                         retries: #retries,
+                        own_runtime: #own_runtime,
                         run: __verily_run,
                     }
                 }

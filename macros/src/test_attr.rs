@@ -67,6 +67,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             ::verily::__private::IntoTestResult::into_test_result(#call)
         },
         extra: TokenStream::new(),
+        own_runtime: function.sig.asyncness.is_some() || fixtures.len() > 0,
     }
     .expand();
     quote! {

@@ -32,6 +32,10 @@ pub struct TestDescriptor {
     /// `retries = N`: tries after a failure; the run's `--retries` applies
     /// when `None`.
     pub retries: Option<u32>,
+    /// Whether it runs on a tokio runtime of its own, whose tasks end with
+    /// it (an async body, or fixtures); a sync body that takes nothing runs
+    /// on the run's runtime, as cheaply as libtest runs a `#[test]`.
+    pub own_runtime: bool,
     /// Sets up the fixtures and runs the test.
     pub run: for<'a> fn(&'a mut TestContext) -> TestFuture<'a>,
 }

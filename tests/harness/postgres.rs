@@ -558,21 +558,20 @@ fn databases_are_reused_only_after_a_verified_reset() {
     // Every test checked, on a fresh connection, that it started from the
     // template's state, reused database or not.
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.finished().len(), 15);
+    assert_eq!(run.finished().len(), 14);
     let (cloned, reused) = clones_and_reuses(&run.stderr);
-    assert_eq!(cloned + reused, 15, "{}", run.stderr);
+    assert_eq!(cloned + reused, 14, "{}", run.stderr);
     // Which tests get a clone depends on timing (a ready clone is taken
     // rather than waiting for a reset); that databases are reused does not.
     assert!(reused >= 1, "nothing reused: {}", run.stderr);
-    // The four tests whose database cannot be reset are refused, each time:
-    // a task spawned with tokio::spawn outlives its test, one spawned with
-    // TestContext::spawn does not.
+    // The three tests whose database cannot be reset are refused, each time
+    // (a task the test spawned is not one of them: it ends with its test).
     for refusal in [
-        "4 dropped instead of reused",
+        "3 dropped instead of reused",
         "the test changed the schema (1: demo_reuse::adds_a_column)",
         "the test changed or deleted rows the migrations left in public.currencies (1: demo_reuse::renames_a_currency)",
         // Named, not only counted.
-        "1 session(s) or prepared transaction(s) of the test are still open (2: demo_reuse::a_task_spawned_with_tokio_outlives_the_test, demo_reuse::leaves_a_session_open)",
+        "1 session(s) or prepared transaction(s) of the test are still open (1: demo_reuse::leaves_a_session_open)",
     ] {
         assert!(run.stderr.contains(refusal), "{refusal}: {}", run.stderr);
     }

@@ -193,7 +193,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
     }
     let enum_name = ident.to_string();
     let mut tests = Vec::new();
-    let mut register = |check: &str, body: TokenStream| {
+    let mut register = |check: &str, own_runtime: bool, body: TokenStream| {
         let registration = Registration {
             ident: &ident,
             name: Some(format!("{enum_name}::{check}")),
@@ -201,24 +201,28 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
             options: &checks.options,
             body,
             extra: TokenStream::new(),
+            own_runtime,
         };
         tests.push(registration.expand());
     };
     if checks.serde {
         register(
             SERDE,
+            false,
             quote!(::verily::__private::enums::check_serde::<#ident>()),
         );
     }
     if checks.strings {
         register(
             STRINGS,
+            false,
             quote!(::verily::__private::enums::check_strings::<#ident>()),
         );
     }
     if let Some(pg_type) = &checks.pg_type {
         register(
             PG_TYPE,
+            true,
             quote! {
                 let __verily_db = __verily_ctx.fixture::<::verily::__private::Db>().await?;
                 ::verily::__private::enums::check_pg_type::<#ident>(&__verily_db, #pg_type).await
@@ -238,6 +242,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut item: ItemEnum) -> Option<TokenS
         };
         register(
             SCAN,
+            false,
             quote! {
                 ::verily::__private::enums::check_files(
                     #enum_name,

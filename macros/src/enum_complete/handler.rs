@@ -166,6 +166,7 @@ pub fn expand(cx: &Ctxt, args: TokenStream, mut function: ItemFn) -> Option<Toke
         options: &options,
         body,
         extra: TokenStream::new(),
+        own_runtime: true,
     }
     .expand();
     Some(quote! {

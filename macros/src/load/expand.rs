@@ -97,6 +97,7 @@ pub fn test(attr: &LoadAttr, function: &ItemFn, fixtures: &Fixtures) -> TokenStr
         options: &attr.options,
         body,
         extra: TokenStream::new(),
+        own_runtime: true,
     }
     .expand();
     quote! {

@@ -61,6 +61,7 @@ pub fn test(
         options: &attr.options,
         body,
         extra: quote!(#(#tracked)*),
+        own_runtime: true,
     }
     .expand();
     quote! {

@@ -119,6 +119,7 @@ pub fn factory(attr: &WiredAttr, function: &ItemFn, factory: &Factory) -> TokenS
         options: &attr.options,
         body,
         extra: TokenStream::new(),
+        own_runtime: function.sig.asyncness.is_some() || factory.fixtures.len() > 0,
     }
     .expand();
     quote! {

@@ -167,6 +167,11 @@ impl<S: Service> StartedService for Slot<S> {
 /// The run's infrastructure: each service started lazily, by type.
 pub struct Infrastructure {
     config: Config,
+    /// The run's own runtime, which outlives every test: services start
+    /// and lend on it, so that nothing they keep is tied to the runtime of
+    /// the test that first asked (each test has its own, as under
+    /// `#[tokio::test]`).
+    runtime: Option<tokio::runtime::Handle>,
     /// Slots in the order services were first asked for.
     services: std::sync::Mutex<Vec<(TypeId, Arc<dyn StartedService>)>>,
 }
@@ -184,7 +189,27 @@ impl Infrastructure {
     pub fn new(config: Config) -> Self {
         Self {
             config,
+            runtime: tokio::runtime::Handle::try_current().ok(),
             services: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `work` on the run's runtime (see `runtime`), or where it is
+    /// when there is none: what a service does for a test (start, lend a
+    /// database, take it back) must not leave connections on the test's
+    /// runtime, which ends with the test.
+    pub(crate) async fn on_run_runtime<F>(&self, work: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.runtime {
+            Some(runtime) => match runtime.spawn(work).await {
+                Ok(output) => output,
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Err(error) => panic!("the run's runtime dropped a service's work: {error}"),
+            },
+            None => work.await,
         }
     }
 

@@ -107,6 +107,17 @@ pub fn terminate(child: &mut Child, signal: libc::c_int, grace: std::time::Durat
 
 /// A port on 127.0.0.1 that nothing listens on right now (another process
 /// may take it before the server binds it: callers retry on another).
+/// Runs blocking `work` (killing a server, waiting for it to exit) from
+/// async code: handing the thread over on a multi-threaded runtime, inline
+/// on a current-thread one (a test's own), where handing over is not
+/// possible and the work takes milliseconds.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 pub fn free_port() -> Result<u16, super::InfraError> {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())

@@ -212,6 +212,7 @@ mod tests {
         timeout: None,
         tags: &[],
         retries: None,
+        own_runtime: false,
         run: pass,
     };
 

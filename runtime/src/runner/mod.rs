@@ -35,6 +35,44 @@ pub const DEFAULT_SLOW: Duration = Duration::from_secs(60);
 /// anyway.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(60);
 
+/// How long after its timeout a test whose thread is blocked (its own
+/// timer cannot fire) is reported timed out anyway.
+const BLOCKED_GRACE: Duration = Duration::from_millis(500);
+
+thread_local! {
+    /// A current-thread runtime the thread's last test left no task on.
+    static IDLE_RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A test's own runtime: current-thread, as `#[tokio::test]`'s default; a
+/// load test's is multi-threaded, for its concurrent callers.
+fn test_runtime(test: &TestDescriptor) -> std::io::Result<tokio::runtime::Runtime> {
+    if test.category == "load" {
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build();
+    }
+    if let Some(runtime) = IDLE_RUNTIME.with(|idle| idle.borrow_mut().take()) {
+        return Ok(runtime);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Ends the test's tasks by dropping its runtime, unless it has none left:
+/// then nothing of the test is on it, and it is kept for the thread's next
+/// test (building one costs more than most tests).
+fn give_back_runtime(test: &TestDescriptor, runtime: tokio::runtime::Runtime) {
+    let reusable = test.category != "load" && runtime.metrics().num_alive_tasks() == 0;
+    if reusable {
+        IDLE_RUNTIME.with(|idle| *idle.borrow_mut() = Some(runtime));
+    } else {
+        runtime.shutdown_background();
+    }
+}
+
 /// The harness's `main`: parses `std::env::args`, runs, and exits with 0
 /// (all passed) or 101 (a test failed, or a bad command line), as libtest.
 pub fn main() -> ! {
@@ -145,7 +183,11 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
         },
         None => None,
     };
-    let infrastructure = Arc::new(Infrastructure::new(config));
+    // Made on the run's runtime, which its services use for the whole run.
+    let infrastructure = {
+        let _runtime = runtime.enter();
+        Arc::new(Infrastructure::new(config))
+    };
     let started = Instant::now();
     // Installed for the whole run, the end-of-run teardown included.
     let mut signals = {
@@ -384,10 +426,100 @@ fn watch_slow(
     })
 }
 
-/// Runs one test in a task of its own and stops waiting at its timeout.
-/// Afterwards it returns what the test borrowed (its database); a test
-/// stopped at its timeout leaves that to the end of the run.
+/// Runs one test on a runtime of its own, as `#[tokio::test]` does: the
+/// tasks it spawns end with it, before what it borrowed (its database) is
+/// given back, so a server it left running cannot hold its connections.
+/// A test stopped at its timeout gives nothing back; the end of the run
+/// removes it.
+///
+/// The runtime is current-thread (about 25 µs to build and drop), on a
+/// thread of the run's blocking pool; a load test gets a multi-threaded
+/// one, so that its callers run in parallel. Services start and lend on the
+/// run's runtime (`Infrastructure::on_run_runtime`), which outlives them.
 async fn supervise(
+    test: &'static TestDescriptor,
+    timeout: Duration,
+    infrastructure: SharedInfrastructure,
+) -> Record {
+    if !test.own_runtime {
+        return supervise_on_the_runs_runtime(test, timeout, infrastructure).await;
+    }
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let used = crate::fixtures::Used::default();
+    let using = Arc::clone(&used);
+    let run_runtime = tokio::runtime::Handle::current();
+    let mut thread = tokio::task::spawn_blocking(move || {
+        let runtime = match test_runtime(test) {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let failure = Failure::new(format!("no runtime for the test: {error}"));
+                return (Outcome::Failed(failure), started.elapsed(), None);
+            }
+        };
+        let mut context = TestContext::new(test.name, test.category, infrastructure, using);
+        let ran = runtime.block_on(async {
+            tokio::time::timeout(timeout, async {
+                let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
+                    Ok(verdict) => Ok(verdict),
+                    Err(Caught::Panicked(failure)) => Ok(Err(failure)),
+                    Err(skipped) => Err(skipped),
+                };
+                // Fixtures may judge the body's verdict (an app that logged an error).
+                result.map(|mut verdict| {
+                    context.amend(&mut verdict);
+                    verdict
+                })
+            })
+            .await
+        });
+        let duration = started.elapsed();
+        // The test's own tasks end here, with its runtime; a runtime the
+        // test left no task on serves the thread's next test.
+        give_back_runtime(test, runtime);
+        let outcome = match ran {
+            Ok(Ok(Ok(()))) => Outcome::Passed,
+            Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure))) => Outcome::Failed(failure),
+            Ok(Err(Caught::Skipped(reason))) => Outcome::Skipped(reason),
+            Err(_elapsed) => return (Outcome::TimedOut(timeout), duration, None),
+        };
+        let load = context.held::<LoadReport>().map(Box::new);
+        if context.has_anything_to_give_back() {
+            run_runtime.block_on(context.finish(outcome.is_failure()));
+        }
+        (outcome, duration, load)
+    });
+    // A test stuck in blocking code never lets its runtime's timer fire:
+    // stop waiting for it a little later, and leave its thread behind.
+    let (outcome, duration, load) =
+        match tokio::time::timeout(timeout + BLOCKED_GRACE, &mut thread).await {
+            Ok(Ok(finished)) => finished,
+            Ok(Err(join_error)) => (
+                Outcome::Failed(Failure::new(format!(
+                    "the test's thread ended: {join_error}"
+                ))),
+                started.elapsed(),
+                None,
+            ),
+            Err(_elapsed) => (Outcome::TimedOut(timeout), started.elapsed(), None),
+        };
+    let services = used.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Record {
+        test,
+        outcome,
+        duration,
+        load,
+        tries: 1,
+        earlier: Vec::new(),
+        started_at,
+        services,
+    }
+}
+
+/// A sync test that takes no fixture (it can hold nothing and borrow
+/// nothing): run in a task of the run's runtime, as cheaply as libtest runs
+/// a `#[test]`, and stopped waiting for at its timeout.
+async fn supervise_on_the_runs_runtime(
     test: &'static TestDescriptor,
     timeout: Duration,
     infrastructure: SharedInfrastructure,
@@ -403,42 +535,29 @@ async fn supervise(
             Err(Caught::Panicked(failure)) => Ok(Err(failure)),
             Err(skipped) => Err(skipped),
         };
-        // Fixtures may judge the body's verdict (an app that logged an error).
-        let result = result.map(|mut verdict| {
+        result.map(|mut verdict| {
             context.amend(&mut verdict);
             verdict
-        });
-        (context, result)
+        })
     });
-    let (outcome, context) = match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok((context, Ok(Ok(()))))) => (Outcome::Passed, Some(context)),
-        Ok(Ok((context, Ok(Err(failure)) | Err(Caught::Panicked(failure))))) => {
-            (Outcome::Failed(failure), Some(context))
+    let outcome = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(Ok(Ok(())))) => Outcome::Passed,
+        Ok(Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure)))) => Outcome::Failed(failure),
+        Ok(Ok(Err(Caught::Skipped(reason)))) => Outcome::Skipped(reason),
+        Ok(Err(join_error)) => {
+            Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}")))
         }
-        Ok(Ok((context, Err(Caught::Skipped(reason))))) => {
-            (Outcome::Skipped(reason), Some(context))
-        }
-        Ok(Err(join_error)) => (
-            Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}"))),
-            None,
-        ),
         Err(_elapsed) => {
             task.abort();
-            (Outcome::TimedOut(timeout), None)
+            Outcome::TimedOut(timeout)
         }
     };
-    let duration = started.elapsed();
-    let mut load = None;
-    if let Some(context) = context {
-        load = context.held::<LoadReport>().map(Box::new);
-        context.finish(outcome.is_failure()).await;
-    }
     let services = used.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Record {
         test,
         outcome,
-        duration,
-        load,
+        duration: started.elapsed(),
+        load: None,
         tries: 1,
         earlier: Vec::new(),
         started_at,

@@ -117,7 +117,7 @@ impl Instance {
     pub async fn stop(&mut self) -> Result<(), InfraError> {
         match self {
             Instance::Local(server) => {
-                tokio::task::block_in_place(|| server.kill());
+                crate::infra::process::blocking(|| server.kill());
                 Ok(())
             }
             #[cfg(feature = "docker")]
@@ -275,7 +275,7 @@ impl Service for RedisService {
             if keep {
                 eprintln!("{}", instance.keep_instructions());
             } else {
-                tokio::task::block_in_place(|| instance.remove());
+                crate::infra::process::blocking(|| instance.remove());
             }
         }
     }

@@ -145,6 +145,6 @@ impl DockerPostgres {
 
     /// Removes the container and waits for it to be gone.
     pub async fn stop(&mut self) {
-        tokio::task::block_in_place(|| self.container.remove());
+        crate::infra::process::blocking(|| self.container.remove());
     }
 }

@@ -82,7 +82,7 @@ impl Server {
         if url.is_none()
             && forced.is_none_or(|source| source == Source::Local)
             && shared::requested()
-            && let Some(cluster) = tokio::task::block_in_place(SharedCluster::attach_running)?
+            && let Some(cluster) = crate::infra::process::blocking(SharedCluster::attach_running)?
         {
             return Ok(Server::Shared(cluster));
         }
@@ -123,10 +123,10 @@ impl Server {
                     ))
                 })?;
                 if shared::requested() {
-                    tokio::task::block_in_place(|| SharedCluster::attach(binaries))
+                    crate::infra::process::blocking(|| SharedCluster::attach(binaries))
                         .map(Server::Shared)
                 } else {
-                    tokio::task::block_in_place(|| local::LocalCluster::start(binaries))
+                    crate::infra::process::blocking(|| local::LocalCluster::start(binaries))
                         .map(Server::Local)
                 }
             }
@@ -137,7 +137,7 @@ impl Server {
         match self {
             Server::Url { .. } | Server::Shared(_) => {}
             Server::Local(cluster) if keep => eprintln!("{}", cluster.keep_instructions()),
-            Server::Local(cluster) => tokio::task::block_in_place(|| cluster.stop()),
+            Server::Local(cluster) => crate::infra::process::blocking(|| cluster.stop()),
             #[cfg(feature = "docker")]
             Server::Docker(container) if keep => eprintln!("{}", container.keep_instructions()),
             #[cfg(feature = "docker")]
