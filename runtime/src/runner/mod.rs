@@ -200,13 +200,17 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     if let Some(count) = options.durations {
         report::durations(&summary, count, options.format);
     }
-    let ran = summary
-        .records
-        .iter()
-        .filter(|record| record.tries > 0)
-        .map(|record| (record.test.name, record.outcome.is_failure()));
-    if let Err(error) = select::record_failures(ran) {
-        eprintln!("warning: could not record this run's failures for --last-failed: {error}");
+    // Under nextest, a process per test would race on the file; nextest
+    // keeps its own record of what failed.
+    if !crate::config::under_nextest() {
+        let ran = summary
+            .records
+            .iter()
+            .filter(|record| record.tries > 0)
+            .map(|record| (record.test.name, record.outcome.is_failure()));
+        if let Err(error) = select::record_failures(ran) {
+            eprintln!("warning: could not record this run's failures for --last-failed: {error}");
+        }
     }
     if let Some(path) = &options.junit
         && let Err(error) = report::junit::write(path, &summary)
