@@ -6,11 +6,11 @@ mod signals;
 
 use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{RwLock, mpsc};
 
 use crate::cli::{self, Options};
 use crate::config::Config;
@@ -235,11 +235,8 @@ async fn run_selection(
     infrastructure: &SharedInfrastructure,
 ) -> Vec<Record> {
     reporter.started(selection);
-    // --fail-fast: set by the first failure; tests not started by then never start.
-    let stop = Arc::new(AtomicBool::new(false));
     let slow = options.slow.unwrap_or(DEFAULT_SLOW);
     let mut records = Vec::with_capacity(selection.tests.len());
-    let semaphore = Arc::new(Semaphore::new(threads));
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let default_timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut to_run = Vec::with_capacity(selection.tests.len());
@@ -267,43 +264,45 @@ async fn run_selection(
         default_timeout,
         slow,
         retries: options.retries,
-        fail_fast: options.fail_fast,
     };
-    // Tests start in the selection's order (sorted, or shuffled): one task
-    // takes the permits in turn and spawns each test as its permit comes.
-    let infrastructure = Arc::clone(infrastructure);
-    tokio::spawn(async move {
-        for test in to_run {
-            // A load test takes the machine: every permit, so nothing runs
-            // beside it (the semaphore is fair: tests queued after it wait).
-            let permits = if crate::load::takes_the_machine(test) {
-                u32::try_from(threads).unwrap_or(u32::MAX)
-            } else {
-                1
-            };
-            let permit = Arc::clone(&semaphore)
-                .acquire_many_owned(permits)
-                .await
-                .expect("the semaphore is never closed");
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let _ = sender.send(Event::Started(test));
-            let (sender, stop, infrastructure) = (
-                sender.clone(),
-                Arc::clone(&stop),
-                Arc::clone(&infrastructure),
-            );
-            tokio::spawn(async move {
-                let _permit = permit;
-                let record = plan.run(test, infrastructure, &sender).await;
-                if plan.fail_fast && record.outcome.is_failure() {
+    let options_fail_fast = options.fail_fast;
+    // `threads` workers take the tests in the selection's order (sorted, or
+    // shuffled) from one queue. A load test takes the machine: it waits for
+    // the tests running beside it, and the tests after it wait for it (the
+    // lock is fair).
+    let queue = Arc::new(Mutex::new(to_run.into_iter()));
+    let machine = Arc::new(RwLock::new(()));
+    // --fail-fast: set by the first failure; no test starts after it.
+    let stop = Arc::new(AtomicBool::new(false));
+    for _ in 0..threads {
+        let (queue, machine, stop) = (Arc::clone(&queue), Arc::clone(&machine), Arc::clone(&stop));
+        let (sender, infrastructure) = (sender.clone(), Arc::clone(infrastructure));
+        tokio::spawn(async move {
+            loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .next();
+                let Some(test) = next else { return };
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (_shared, _alone);
+                if crate::load::takes_the_machine(test) {
+                    _alone = machine.write().await;
+                } else {
+                    _shared = machine.read().await;
+                }
+                let _ = sender.send(Event::Started(test));
+                let record = plan.run(test, Arc::clone(&infrastructure), &sender).await;
+                if options_fail_fast && record.outcome.is_failure() {
                     stop.store(true, Ordering::SeqCst);
                 }
                 let _ = sender.send(Event::Finished(record));
-            });
-        }
-    });
+            }
+        });
+    }
+    drop(sender);
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Started(test) => reporter.test_started(test),
@@ -327,7 +326,6 @@ struct Plan {
     slow: Duration,
     /// `--retries`, for tests that set none.
     retries: Option<u32>,
-    fail_fast: bool,
 }
 
 impl Plan {
@@ -343,9 +341,14 @@ impl Plan {
         let started_at = SystemTime::now();
         let mut earlier = Vec::new();
         let mut record = loop {
-            let watch = watch_slow(test, self.slow, sender.clone());
-            let record = supervise(test, timeout, Arc::clone(&infrastructure)).await;
-            watch.abort();
+            let record = supervise(
+                test,
+                timeout,
+                self.slow,
+                Arc::clone(&infrastructure),
+                sender,
+            )
+            .await;
             if !record.outcome.is_failure() || earlier.len() + 1 >= tries {
                 break record;
             }
@@ -365,31 +368,16 @@ enum Event {
     Finished(Record),
 }
 
-/// Reports `test` slow at each multiple of `slow` until aborted.
-fn watch_slow(
-    test: &'static TestDescriptor,
-    slow: Duration,
-    sender: mpsc::UnboundedSender<Event>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut running = Duration::ZERO;
-        loop {
-            tokio::time::sleep(slow).await;
-            running += slow;
-            if sender.send(Event::Slow(test, running)).is_err() {
-                return;
-            }
-        }
-    })
-}
-
-/// Runs one test in a task of its own and stops waiting at its timeout.
-/// Afterwards it returns what the test borrowed (its database); a test
-/// stopped at its timeout leaves that to the end of the run.
+/// Runs one test in a task of its own, says when it has run past `slow`
+/// (and each multiple), and stops waiting at its timeout. Afterwards it
+/// returns what the test borrowed (its database); a test stopped at its
+/// timeout leaves that to the end of the run.
 async fn supervise(
     test: &'static TestDescriptor,
     timeout: Duration,
+    slow: Duration,
     infrastructure: SharedInfrastructure,
+    sender: &mpsc::UnboundedSender<Event>,
 ) -> Record {
     let started_at = SystemTime::now();
     let started = Instant::now();
@@ -407,7 +395,21 @@ async fn supervise(
         });
         (context, result)
     });
-    let (outcome, context) = match tokio::time::timeout(timeout, &mut task).await {
+    let deadline = started + timeout;
+    let mut slow_at = started + slow;
+    // One timer at a time, no task of its own: trivial tests stay cheap.
+    let ended = loop {
+        let wake = slow_at.min(deadline);
+        match tokio::time::timeout_at(wake.into(), &mut task).await {
+            Ok(ended) => break Ok(ended),
+            Err(elapsed) if wake >= deadline => break Err(elapsed),
+            Err(_) => {
+                let _ = sender.send(Event::Slow(test, slow_at - started));
+                slow_at += slow;
+            }
+        }
+    };
+    let (outcome, context) = match ended {
         Ok(Ok((context, Ok(Ok(()))))) => (Outcome::Passed, Some(context)),
         Ok(Ok((context, Ok(Err(failure)) | Err(Caught::Panicked(failure))))) => {
             (Outcome::Failed(failure), Some(context))
