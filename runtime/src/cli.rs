@@ -384,6 +384,52 @@ mod tests {
     }
 
     #[test]
+    fn libtest_flags_verily_gives_meaning_to() {
+        let options = parse([
+            "--logfile=run.log",
+            "--show-output",
+            "--report-time",
+            "-Zunstable-options",
+            "--shuffle-seed",
+            "42",
+            "--ensure-time",
+            "--exclude-should-panic",
+            "--format=json",
+        ])
+        .unwrap();
+        assert_eq!(options.logfile, Some(PathBuf::from("run.log")));
+        assert!(options.show_output && options.report_time);
+        assert_eq!(options.shuffle_seed, Some(42));
+        assert_eq!(options.format, Format::Json);
+    }
+
+    #[test]
+    fn ci_flags() {
+        let options = parse([
+            "--tags",
+            "slow & !nightly",
+            "--tags=e2e",
+            "--retries",
+            "2",
+            "--fail-fast",
+            "--durations",
+            "5",
+            "--slow",
+            "10s",
+            "--last-failed",
+            "--format",
+            "verily-json",
+        ])
+        .unwrap();
+        assert_eq!(options.tags, ["slow & !nightly", "e2e"]);
+        assert_eq!(options.retries, Some(2));
+        assert!(options.fail_fast && options.last_failed);
+        assert_eq!(options.durations, Some(5));
+        assert_eq!(options.slow, Some(Duration::from_secs(10)));
+        assert_eq!(options.format, Format::VerilyJson);
+    }
+
+    #[test]
     fn bad_command_lines_name_the_flag() {
         assert_eq!(
             parse(["--frobnicate"]).unwrap_err().to_string(),
@@ -400,6 +446,9 @@ mod tests {
             (["--test-threads", "0"], "--test-threads"),
             (["--timeout", "soon"], "--timeout"),
             (["--color", "blue"], "--color"),
+            (["--retries", "-1"], "--retries"),
+            (["--slow", "later"], "--slow"),
+            (["--shuffle-seed", "x"], "--shuffle-seed"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(

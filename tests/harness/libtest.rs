@@ -943,3 +943,29 @@ fn last_failed_reruns_what_failed_in_the_previous_run() -> Result<(), String> {
     assert_eq!(recorded?, "demo_libtest::fails\n");
     Ok(())
 }
+
+#[verily::test(category = "integration", timeout = "10m")]
+fn verily_json_keeps_the_old_schema_with_category_tables() -> Result<(), String> {
+    let ours = demo_run(&["--format", "verily-json", "--skip", "sleeps"])?;
+    let events = ours.events();
+    assert_eq!(events[0]["schema"], "verily/1", "{}", ours.stdout);
+    let fails = events
+        .iter()
+        .find(|event| event["event"] == "finished" && event["name"] == "demo_libtest::fails_once")
+        .ok_or_else(|| format!("no finished event:\n{}", ours.stdout))?;
+    assert_eq!(fails["outcome"], "passed");
+    assert_eq!(fails["flaky"], true);
+    let suite = events.last().cloned().unwrap_or_default();
+    assert_eq!(suite["event"], "finished", "{suite}");
+    assert_eq!(suite["flaky"], 1, "{suite}");
+    let flaky = suite["categories"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["category"] == "flaky"))
+        .ok_or_else(|| format!("no flaky row: {suite}"))?;
+    assert_eq!(
+        (&flaky["passed"], &flaky["failed"]),
+        (&1.into(), &2.into()),
+        "{flaky}"
+    );
+    Ok(())
+}

@@ -6,11 +6,11 @@ mod signals;
 
 use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{RwLock, mpsc};
 
 use crate::cli::{self, Options};
 use crate::config::Config;
@@ -38,40 +38,6 @@ const TEARDOWN_LIMIT: Duration = Duration::from_secs(60);
 /// How long after its timeout a test whose thread is blocked (its own
 /// timer cannot fire) is reported timed out anyway.
 const BLOCKED_GRACE: Duration = Duration::from_millis(500);
-
-thread_local! {
-    /// A current-thread runtime the thread's last test left no task on.
-    static IDLE_RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// A test's own runtime: current-thread, as `#[tokio::test]`'s default; a
-/// load test's is multi-threaded, for its concurrent callers.
-fn test_runtime(test: &TestDescriptor) -> std::io::Result<tokio::runtime::Runtime> {
-    if test.category == "load" {
-        return tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build();
-    }
-    if let Some(runtime) = IDLE_RUNTIME.with(|idle| idle.borrow_mut().take()) {
-        return Ok(runtime);
-    }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
-/// Ends the test's tasks by dropping its runtime, unless it has none left:
-/// then nothing of the test is on it, and it is kept for the thread's next
-/// test (building one costs more than most tests).
-fn give_back_runtime(test: &TestDescriptor, runtime: tokio::runtime::Runtime) {
-    let reusable = test.category != "load" && runtime.metrics().num_alive_tasks() == 0;
-    if reusable {
-        IDLE_RUNTIME.with(|idle| *idle.borrow_mut() = Some(runtime));
-    } else {
-        runtime.shutdown_background();
-    }
-}
 
 /// The harness's `main`: parses `std::env::args`, runs, and exits with 0
 /// (all passed) or 101 (a test failed, or a bad command line), as libtest.
@@ -246,13 +212,17 @@ fn run(selection: Selection, options: &Options, config: Config) -> i32 {
     if let Some(count) = options.durations {
         report::durations(&summary, count, options.format);
     }
-    let ran = summary
-        .records
-        .iter()
-        .filter(|record| record.tries > 0)
-        .map(|record| (record.test.name, record.outcome.is_failure()));
-    if let Err(error) = select::record_failures(ran) {
-        eprintln!("warning: could not record this run's failures for --last-failed: {error}");
+    // Under nextest, a process per test would race on the file; nextest
+    // keeps its own record of what failed.
+    if !crate::env::env().under_nextest {
+        let ran = summary
+            .records
+            .iter()
+            .filter(|record| record.tries > 0)
+            .map(|record| (record.test.name, record.outcome.is_failure()));
+        if let Err(error) = select::record_failures(ran) {
+            eprintln!("warning: could not record this run's failures for --last-failed: {error}");
+        }
     }
     if let Some(path) = &options.junit
         && let Err(error) = report::junit::write(path, &summary)
@@ -277,11 +247,8 @@ async fn run_selection(
     infrastructure: &SharedInfrastructure,
 ) -> Vec<Record> {
     reporter.started(selection);
-    // --fail-fast: set by the first failure; tests not started by then never start.
-    let stop = Arc::new(AtomicBool::new(false));
     let slow = options.slow.unwrap_or(DEFAULT_SLOW);
     let mut records = Vec::with_capacity(selection.tests.len());
-    let semaphore = Arc::new(Semaphore::new(threads));
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let default_timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut to_run = Vec::with_capacity(selection.tests.len());
@@ -310,43 +277,45 @@ async fn run_selection(
         default_timeout,
         slow,
         retries: options.retries,
-        fail_fast: options.fail_fast,
     };
-    // Tests start in the selection's order (sorted, or shuffled): one task
-    // takes the permits in turn and spawns each test as its permit comes.
-    let infrastructure = Arc::clone(infrastructure);
-    tokio::spawn(async move {
-        for test in to_run {
-            // A load test takes the machine: every permit, so nothing runs
-            // beside it (the semaphore is fair: tests queued after it wait).
-            let permits = if crate::load::takes_the_machine(test) {
-                u32::try_from(threads).unwrap_or(u32::MAX)
-            } else {
-                1
-            };
-            let permit = Arc::clone(&semaphore)
-                .acquire_many_owned(permits)
-                .await
-                .expect("the semaphore is never closed");
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let _ = sender.send(Event::Started(test));
-            let (sender, stop, infrastructure) = (
-                sender.clone(),
-                Arc::clone(&stop),
-                Arc::clone(&infrastructure),
-            );
-            tokio::spawn(async move {
-                let _permit = permit;
-                let record = plan.run(test, infrastructure, &sender).await;
-                if plan.fail_fast && record.outcome.is_failure() {
+    let options_fail_fast = options.fail_fast;
+    // `threads` workers take the tests in the selection's order (sorted, or
+    // shuffled) from one queue. A load test takes the machine: it waits for
+    // the tests running beside it, and the tests after it wait for it (the
+    // lock is fair).
+    let queue = Arc::new(Mutex::new(to_run.into_iter()));
+    let machine = Arc::new(RwLock::new(()));
+    // --fail-fast: set by the first failure; no test starts after it.
+    let stop = Arc::new(AtomicBool::new(false));
+    for _ in 0..threads {
+        let (queue, machine, stop) = (Arc::clone(&queue), Arc::clone(&machine), Arc::clone(&stop));
+        let (sender, infrastructure) = (sender.clone(), Arc::clone(infrastructure));
+        tokio::spawn(async move {
+            loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .next();
+                let Some(test) = next else { return };
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (_shared, _alone);
+                if crate::load::takes_the_machine(test) {
+                    _alone = machine.write().await;
+                } else {
+                    _shared = machine.read().await;
+                }
+                let _ = sender.send(Event::Started(test));
+                let record = plan.run(test, Arc::clone(&infrastructure), &sender).await;
+                if options_fail_fast && record.outcome.is_failure() {
                     stop.store(true, Ordering::SeqCst);
                 }
                 let _ = sender.send(Event::Finished(record));
-            });
-        }
-    });
+            }
+        });
+    }
+    drop(sender);
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Started(test) => reporter.test_started(test),
@@ -370,7 +339,6 @@ struct Plan {
     slow: Duration,
     /// `--retries`, for tests that set none.
     retries: Option<u32>,
-    fail_fast: bool,
 }
 
 impl Plan {
@@ -386,9 +354,14 @@ impl Plan {
         let started_at = SystemTime::now();
         let mut earlier = Vec::new();
         let mut record = loop {
-            let watch = watch_slow(test, self.slow, sender.clone());
-            let record = supervise(test, timeout, Arc::clone(&infrastructure)).await;
-            watch.abort();
+            let record = supervise(
+                test,
+                timeout,
+                self.slow,
+                Arc::clone(&infrastructure),
+                sender,
+            )
+            .await;
             if !record.outcome.is_failure() || earlier.len() + 1 >= tries {
                 break record;
             }
@@ -408,101 +381,77 @@ enum Event {
     Finished(Record),
 }
 
-/// Reports `test` slow at each multiple of `slow` until aborted.
-fn watch_slow(
-    test: &'static TestDescriptor,
-    slow: Duration,
-    sender: mpsc::UnboundedSender<Event>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut running = Duration::ZERO;
-        loop {
-            tokio::time::sleep(slow).await;
-            running += slow;
-            if sender.send(Event::Slow(test, running)).is_err() {
-                return;
-            }
-        }
-    })
-}
-
-/// Runs one test on a runtime of its own, as `#[tokio::test]` does: the
-/// tasks it spawns end with it, before what it borrowed (its database) is
-/// given back, so a server it left running cannot hold its connections.
-/// A test stopped at its timeout gives nothing back; the end of the run
-/// removes it.
+/// Runs one test, says when it has run past `slow` (and each multiple),
+/// and stops waiting at its timeout. Afterwards it returns what the test
+/// borrowed (its database); a test stopped at its timeout leaves that to
+/// the end of the run.
 ///
-/// The runtime is current-thread (about 25 µs to build and drop), on a
-/// thread of the run's blocking pool; a load test gets a multi-threaded
-/// one, so that its callers run in parallel. Services start and lend on the
-/// run's runtime (`Infrastructure::on_run_runtime`), which outlives them.
+/// A test with an async body or fixtures runs on a tokio runtime of its
+/// own, as under `#[tokio::test]`: the tasks it spawns end with it, before
+/// what it borrowed is given back, so a server it left running cannot hold
+/// its database's connections. The runtime is current-thread, on a thread
+/// of the run's blocking pool (a load test's is multi-threaded, for its
+/// concurrent callers); services start and lend on the run's runtime
+/// (`Infrastructure::on_run_runtime`), which outlives every test. A sync
+/// test that takes no fixture holds nothing and runs in a task of the run's
+/// runtime, as cheaply as libtest runs a `#[test]`.
 async fn supervise(
     test: &'static TestDescriptor,
     timeout: Duration,
+    slow: Duration,
     infrastructure: SharedInfrastructure,
+    sender: &mpsc::UnboundedSender<Event>,
 ) -> Record {
-    if !test.own_runtime {
-        return supervise_on_the_runs_runtime(test, timeout, infrastructure).await;
-    }
     let started_at = SystemTime::now();
     let started = Instant::now();
     let used = crate::fixtures::Used::default();
     let using = Arc::clone(&used);
-    let run_runtime = tokio::runtime::Handle::current();
-    let mut thread = tokio::task::spawn_blocking(move || {
-        let runtime = match test_runtime(test) {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                let failure = Failure::new(format!("no runtime for the test: {error}"));
-                return (Outcome::Failed(failure), started.elapsed(), None);
-            }
-        };
-        let mut context = TestContext::new(test.name, test.category, infrastructure, using);
-        let ran = runtime.block_on(async {
-            tokio::time::timeout(timeout, async {
-                let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
-                    Ok(verdict) => Ok(verdict),
-                    Err(Caught::Panicked(failure)) => Ok(Err(failure)),
-                    Err(skipped) => Err(skipped),
-                };
-                // Fixtures may judge the body's verdict (an app that logged an error).
-                result.map(|mut verdict| {
-                    context.amend(&mut verdict);
-                    verdict
-                })
-            })
-            .await
+    let (outcome, duration, load) = if test.own_runtime {
+        let run_runtime = tokio::runtime::Handle::current();
+        let mut thread = tokio::task::spawn_blocking(move || {
+            on_its_own_runtime(test, timeout, started, infrastructure, using, &run_runtime)
         });
-        let duration = started.elapsed();
-        // The test's own tasks end here, with its runtime; a runtime the
-        // test left no task on serves the thread's next test.
-        give_back_runtime(test, runtime);
-        let outcome = match ran {
-            Ok(Ok(Ok(()))) => Outcome::Passed,
-            Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure))) => Outcome::Failed(failure),
-            Ok(Err(Caught::Skipped(reason))) => Outcome::Skipped(reason),
-            Err(_elapsed) => return (Outcome::TimedOut(timeout), duration, None),
-        };
-        let load = context.held::<LoadReport>().map(Box::new);
-        if context.has_anything_to_give_back() {
-            run_runtime.block_on(context.finish(outcome.is_failure()));
-        }
-        (outcome, duration, load)
-    });
-    // A test stuck in blocking code never lets its runtime's timer fire:
-    // stop waiting for it a little later, and leave its thread behind.
-    let (outcome, duration, load) =
-        match tokio::time::timeout(timeout + BLOCKED_GRACE, &mut thread).await {
-            Ok(Ok(finished)) => finished,
-            Ok(Err(join_error)) => (
+        // A test stuck in blocking code never lets its runtime's timer
+        // fire: stop waiting for it a little later, and leave its thread.
+        let deadline = started + timeout + BLOCKED_GRACE;
+        match wait(test, &mut thread, started, deadline, slow, sender).await {
+            Some(Ok(finished)) => finished,
+            Some(Err(join_error)) => (
                 Outcome::Failed(Failure::new(format!(
                     "the test's thread ended: {join_error}"
                 ))),
                 started.elapsed(),
                 None,
             ),
-            Err(_elapsed) => (Outcome::TimedOut(timeout), started.elapsed(), None),
+            None => (Outcome::TimedOut(timeout), started.elapsed(), None),
+        }
+    } else {
+        let mut task = tokio::spawn(async move {
+            let mut context = TestContext::new(test.name, test.category, infrastructure, using);
+            let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
+                Ok(verdict) => Ok(verdict),
+                Err(Caught::Panicked(failure)) => Ok(Err(failure)),
+                Err(skipped) => Err(skipped),
+            };
+            result.map(|mut verdict| {
+                context.amend(&mut verdict);
+                verdict
+            })
+        });
+        let outcome = match wait(test, &mut task, started, started + timeout, slow, sender).await {
+            Some(Ok(Ok(Ok(())))) => Outcome::Passed,
+            Some(Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure)))) => Outcome::Failed(failure),
+            Some(Ok(Err(Caught::Skipped(reason)))) => Outcome::Skipped(reason),
+            Some(Err(join_error)) => {
+                Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}")))
+            }
+            None => {
+                task.abort();
+                Outcome::TimedOut(timeout)
+            }
         };
+        (outcome, started.elapsed(), None)
+    };
     let services = used.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Record {
         test,
@@ -516,51 +465,111 @@ async fn supervise(
     }
 }
 
-/// A sync test that takes no fixture (it can hold nothing and borrow
-/// nothing): run in a task of the run's runtime, as cheaply as libtest runs
-/// a `#[test]`, and stopped waiting for at its timeout.
-async fn supervise_on_the_runs_runtime(
+/// Waits for `running` until `deadline` (`None` past it), reporting the
+/// test slow at each multiple of `slow`. One timer at a time, no task of
+/// its own: trivial tests stay cheap.
+async fn wait<F: std::future::Future + Unpin>(
+    test: &'static TestDescriptor,
+    running: &mut F,
+    started: Instant,
+    deadline: Instant,
+    slow: Duration,
+    sender: &mpsc::UnboundedSender<Event>,
+) -> Option<F::Output> {
+    let mut slow_at = started + slow;
+    loop {
+        let wake = slow_at.min(deadline);
+        match tokio::time::timeout_at(wake.into(), &mut *running).await {
+            Ok(ended) => return Some(ended),
+            Err(_) if wake >= deadline => return None,
+            Err(_) => {
+                let _ = sender.send(Event::Slow(test, slow_at - started));
+                slow_at += slow;
+            }
+        }
+    }
+}
+
+/// The test on a runtime of its own, on this (blocking-pool) thread: its
+/// outcome, how long it ran, and a load test's report.
+fn on_its_own_runtime(
     test: &'static TestDescriptor,
     timeout: Duration,
+    started: Instant,
     infrastructure: SharedInfrastructure,
-) -> Record {
-    let started_at = SystemTime::now();
-    let started = Instant::now();
-    let used = crate::fixtures::Used::default();
-    let using = Arc::clone(&used);
-    let mut task = tokio::spawn(async move {
-        let mut context = TestContext::new(test.name, test.category, infrastructure, using);
-        let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
-            Ok(verdict) => Ok(verdict),
-            Err(Caught::Panicked(failure)) => Ok(Err(failure)),
-            Err(skipped) => Err(skipped),
-        };
-        result.map(|mut verdict| {
-            context.amend(&mut verdict);
-            verdict
-        })
-    });
-    let outcome = match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok(Ok(Ok(())))) => Outcome::Passed,
-        Ok(Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure)))) => Outcome::Failed(failure),
-        Ok(Ok(Err(Caught::Skipped(reason)))) => Outcome::Skipped(reason),
-        Ok(Err(join_error)) => {
-            Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}")))
-        }
-        Err(_elapsed) => {
-            task.abort();
-            Outcome::TimedOut(timeout)
+    used: crate::fixtures::Used,
+    run_runtime: &tokio::runtime::Handle,
+) -> (Outcome, Duration, Option<Box<LoadReport>>) {
+    let runtime = match test_runtime(test) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let failure = Failure::new(format!("no runtime for the test: {error}"));
+            return (Outcome::Failed(failure), started.elapsed(), None);
         }
     };
-    let services = used.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Record {
-        test,
-        outcome,
-        duration: started.elapsed(),
-        load: None,
-        tries: 1,
-        earlier: Vec::new(),
-        started_at,
-        services,
+    let mut context = TestContext::new(test.name, test.category, infrastructure, used);
+    let ran = runtime.block_on(async {
+        tokio::time::timeout(timeout, async {
+            let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
+                Ok(verdict) => Ok(verdict),
+                Err(Caught::Panicked(failure)) => Ok(Err(failure)),
+                Err(skipped) => Err(skipped),
+            };
+            // Fixtures may judge the body's verdict (an app that logged an error).
+            result.map(|mut verdict| {
+                context.amend(&mut verdict);
+                verdict
+            })
+        })
+        .await
+    });
+    let duration = started.elapsed();
+    // The test's own tasks end here, with its runtime; a runtime the test
+    // left no task on serves the thread's next test.
+    give_back_runtime(test, runtime);
+    let outcome = match ran {
+        Ok(Ok(Ok(()))) => Outcome::Passed,
+        Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure))) => Outcome::Failed(failure),
+        Ok(Err(Caught::Skipped(reason))) => Outcome::Skipped(reason),
+        Err(_elapsed) => return (Outcome::TimedOut(timeout), duration, None),
+    };
+    let load = context.held::<LoadReport>().map(Box::new);
+    if context.has_anything_to_give_back() {
+        run_runtime.block_on(context.finish(outcome.is_failure()));
+    }
+    (outcome, duration, load)
+}
+
+thread_local! {
+    /// A current-thread runtime the thread's last test left no task on.
+    static IDLE_RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A test's own runtime: current-thread, as `#[tokio::test]`'s default; a
+/// load test's is multi-threaded, for its concurrent callers.
+fn test_runtime(test: &TestDescriptor) -> std::io::Result<tokio::runtime::Runtime> {
+    if test.category == "load" {
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build();
+    }
+    if let Some(runtime) = IDLE_RUNTIME.with(|idle| idle.borrow_mut().take()) {
+        return Ok(runtime);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Ends the test's tasks by dropping its runtime, unless it has none left:
+/// then nothing of the test is on it, and it is kept for the thread's next
+/// test (building one costs more than most tests).
+fn give_back_runtime(test: &TestDescriptor, runtime: tokio::runtime::Runtime) {
+    let reusable = test.category != "load" && runtime.metrics().num_alive_tasks() == 0;
+    if reusable {
+        IDLE_RUNTIME.with(|idle| *idle.borrow_mut() = Some(runtime));
+    } else {
+        runtime.shutdown_background();
     }
 }
