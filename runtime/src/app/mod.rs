@@ -34,6 +34,9 @@ use process::{Running, wait_exit};
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `terminate` waits after SIGTERM before it kills, unless configured.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long the verdict waits for the app's output to be read to its end
+/// once the app is stopped (a process outside its group may hold a pipe).
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// How to start an app: the command, what its environment carries, when
 /// it counts as ready. Build one with [`App::command`] (or take the [`App`]
@@ -505,9 +508,25 @@ impl App {
         )
     }
 
+    /// Stops the app and reads what it wrote to the end, so a line logged
+    /// just before the test ended is judged too (each stream has its own
+    /// reader, which may lag behind the one that saw the test's last line).
+    fn stop_and_drain(&self) {
+        self.kill_running();
+        if !self.inner.logs.wait_until_read(DRAIN_LIMIT) {
+            eprintln!(
+                "warning: the output of {} was still open {} after it was killed (a process outside its group holds it); judged on what was read",
+                self.name(),
+                seconds(DRAIN_LIMIT)
+            );
+        }
+    }
+
     /// A passing test fails on an unexpected error line; a failing one
-    /// gets the app's last lines in its message.
+    /// gets the app's last lines in its message. The test is over: the app
+    /// is stopped first and its output read to the end.
     fn amend(&self, result: &mut TestResult) {
+        self.stop_and_drain();
         match result {
             Ok(()) => {
                 let expected = self
