@@ -16,7 +16,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -166,8 +166,6 @@ impl AppConfig {
                 running: Mutex::new(None),
                 expected_errors: Mutex::new(Vec::new()),
                 ready_in: Mutex::new(None),
-                test: ctx.test_name(),
-                finished: AtomicBool::new(false),
                 env,
                 config: self,
             }),
@@ -195,10 +193,6 @@ pub struct App {
 
 struct Inner {
     config: AppConfig,
-    /// `module::fn` of the test that started it, for a stopped test's tail.
-    test: &'static str,
-    /// Whether the test ended through `finish` (not stopped at its timeout).
-    finished: AtomicBool,
     env: Vec<(String, String)>,
     address: SocketAddr,
     logs: Arc<Logs>,
@@ -210,31 +204,14 @@ struct Inner {
 impl Drop for Inner {
     // The last handle gone (a test stopped at its timeout drops its
     // context without giving back): nothing of the app may outlive it.
-    // The runner's timeout message cannot carry the app's last lines, so a
-    // stopped test's go to the harness's stderr, next to its report.
     fn drop(&mut self) {
-        let running = self
+        if let Some(running) = self
             .running
             .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(running) = running else { return };
-        running.kill_now();
-        if self.finished.load(Ordering::Relaxed) {
-            return;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            running.kill_now();
         }
-        self.logs.wait_until_read(DRAIN_LIMIT);
-        eprintln!(
-            "{} was stopped (timed out) while {} ran\n--- last lines of {}, pid {} ({}) ---\n{}",
-            self.test,
-            self.config.name,
-            self.config.name,
-            running.pid(),
-            match &self.logs.file_path {
-                Some(path) => format!("full log: {}", path.display()),
-                None => "VERILY_KEEP=1 keeps the full log".to_owned(),
-            },
-            self.logs.tail(TAIL_LINES)
-        );
     }
 }
 
@@ -586,7 +563,6 @@ impl App {
     /// At the end of the test: the app and its group are killed; its log
     /// file removed, or kept (and named) for a failed test with `VERILY_KEEP=1`.
     fn finish(&self, keep: bool) {
-        self.inner.finished.store(true, Ordering::Relaxed);
         self.kill_running();
         if let Some(path) = &self.inner.logs.file_path {
             if keep {
