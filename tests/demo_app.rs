@@ -54,7 +54,9 @@ shell_app!(
 );
 shell_app!(
     Crashing,
-    "echo starting; echo 'fatal: no config file at /etc/app.toml' >&2; exit 3",
+    // A pipe's worth of output before its last words, which the failure
+    // must still quote.
+    "echo starting; seq 1 20000 >&2; echo 'fatal: no config file at /etc/app.toml' >&2; exit 3",
     Ready::Tcp,
     10_000
 );

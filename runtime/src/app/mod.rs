@@ -372,6 +372,7 @@ impl App {
             return Ok(status);
         }
         let status = self.kill_running();
+        self.read_to_end().await;
         Err(AppError(format!(
             "{} did not exit within {} of SIGTERM; killed ({})\n{}",
             self.name(),
@@ -430,6 +431,9 @@ impl App {
         let mut lines = self.inner.logs.subscribe();
         loop {
             if let Some(status) = self.exit_status() {
+                // Its last words may still be in a pipe: the message quotes them.
+                self.kill_group();
+                self.read_to_end().await;
                 return Err(AppError(format!(
                     "{} exited ({status}) before it was ready (waited for {})\n{}",
                     config.name,
@@ -447,6 +451,7 @@ impl App {
             };
             if started.elapsed() > config.ready_timeout {
                 self.kill_running();
+                self.read_to_end().await;
                 return Err(AppError(format!(
                     "{} was not ready within {}: waited for {} ({seen})\n{}",
                     config.name,
@@ -506,6 +511,13 @@ impl App {
             self.name(),
             self.inner.logs.tail(TAIL_LINES)
         )
+    }
+
+    /// Once the app is gone, waits (on the blocking pool) until its output
+    /// is read to the end, so a message quotes its last lines.
+    async fn read_to_end(&self) {
+        let logs = Arc::clone(&self.inner.logs);
+        let _ = tokio::task::spawn_blocking(move || logs.wait_until_read(DRAIN_LIMIT)).await;
     }
 
     /// Stops the app and reads what it wrote to the end, so a line logged
