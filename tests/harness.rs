@@ -17,6 +17,8 @@ mod cli;
 mod e2e_incidents;
 #[path = "harness/e2e_leftovers.rs"]
 mod e2e_leftovers;
+#[path = "harness/e2e_nextest.rs"]
+mod e2e_nextest;
 #[path = "harness/enums.rs"]
 mod enums;
 #[path = "harness/env.rs"]

@@ -39,6 +39,20 @@ fn app_outcomes_messages_and_categories() -> Result<(), String> {
         run.stdout
     );
     assert_eq!(outcome("a_declared_error_line_passes"), "passed");
+    // Judged on all the app wrote, not on what its readers had got to.
+    assert_eq!(
+        outcome("an_error_line_logged_just_before_the_end_is_caught"),
+        "failed",
+        "{}",
+        run.stdout
+    );
+    assert!(
+        message(&finished, "an_error_line_logged_just_before_the_end_is_caught").starts_with(
+            "LateNoisy logged an error the test did not expect: ERROR written just before the test ended\n"
+        ),
+        "{}",
+        run.stdout
+    );
     assert_eq!(outcome("a_json_error_line_fails_a_passing_test"), "failed");
     assert!(
         message(&finished, "a_json_error_line_fails_a_passing_test").contains(r#""level":"ERROR""#)

@@ -7,13 +7,16 @@ use std::collections::BTreeSet;
 
 use crate::support::{cargo_test_example, private_target};
 
-const SUITE: [&str; 7] = [
+/// The example's e2e tests, by name under `harness::e2e`.
+pub const SUITE: [&str; 9] = [
     "an_invalid_payload_gets_a_clear_4xx_and_the_app_stays_up",
     "an_operation_runs_to_completion",
+    "an_operation_survives_a_restart",
     "an_orphan_left_before_startup_is_marked_failed",
     "cancelling_stops_the_job_and_a_new_one_still_runs",
     "post_writes_the_operation_row",
     "progress_is_reported_while_the_job_runs",
+    "reqwest_talks_to_the_app_on_its_url",
     "sigterm_saves_a_checkpoint_per_running_operation",
 ];
 
@@ -41,8 +44,10 @@ fn each_api_incident_is_caught_by_its_e2e_test() {
             "post_writes_the_operation_row",
             "post_writes_the_operation_row: expected 1 new row in operations where symbol = 'EURUSD', found 0 (before 0, after 0): no committed row matches (the write was never made, never committed, or wrote other values than the `where` expects, as an UPDATE matching no row does)",
             // Without the row, cancelling and shutting down cannot save
-            // their checkpoints (a foreign key): the same incident.
+            // their checkpoints (a foreign key), and a restarted app has
+            // nothing to read back: the same incident, seen by each.
             &[
+                "an_operation_survives_a_restart",
                 "cancelling_stops_the_job_and_a_new_one_still_runs",
                 "sigterm_saves_a_checkpoint_per_running_operation",
             ][..],

@@ -29,7 +29,7 @@ fn example_harness() -> &'static std::path::Path {
 
 /// Live processes whose environment carries `marker` (`KEY=value`): the
 /// apps a harness started inherit its environment.
-fn processes_with(marker: &str) -> Vec<String> {
+pub fn processes_with(marker: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -58,7 +58,7 @@ fn processes_with(marker: &str) -> Vec<String> {
 }
 
 /// Waits up to `limit` for `check` to hold.
-fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if check() {
@@ -93,7 +93,7 @@ fn the_e2e_suite_leaves_no_app_database_or_cluster() {
     env.push(("CARGO_TARGET_DIR", &target));
     let run = cargo_test_example("operations", &[], &["--category", "e2e"], &env);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("7 passed"), "{}", run.stdout);
+    assert!(run.stdout.contains("9 passed"), "{}", run.stdout);
     assert_eq!(
         processes_with(&marker),
         Vec::<String>::new(),

@@ -181,14 +181,14 @@ fn nextest_runs_a_category_by_filter_expression() {
     let stderr = String::from_utf8_lossy(&healthy.stderr);
     assert!(healthy.status.success(), "{stderr}");
     assert!(
-        stderr.contains("4 tests run: 4 passed, 22 skipped"),
+        stderr.contains("4 tests run: 4 passed, 24 skipped"),
         "{stderr}"
     );
     let broken = run("bug-unwired-repository");
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(!broken.status.success(), "{stderr}");
     assert!(
-        stderr.contains("4 tests run: 0 passed, 4 failed, 22 skipped"),
+        stderr.contains("4 tests run: 0 passed, 4 failed, 24 skipped"),
         "{stderr}"
     );
     assert!(stderr.contains("repository not wired (None)"), "{stderr}");

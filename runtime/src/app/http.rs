@@ -1,15 +1,27 @@
-//! A small HTTP/1.1 client on tokio's `TcpStream`, for the common case of
-//! a test talking to its app: one request per connection
-//! (`Connection: close`), a body by `Content-Length`, chunks or end of
-//! stream. It adds no dependency (hyper or reqwest would add a dozen
-//! crates to every harness build); any other client works on `App::url`.
+//! The helpers' HTTP client: one request at a time to the test's app, on
+//! `ureq` 3 (no TLS, no compression), run on tokio's blocking pool. Any
+//! other client works on `App::url` (the example's tests use reqwest).
+//!
+//! Why ureq: the cost each candidate adds on top of what the runtime
+//! already builds, measured in a scratch crate outside the workspace: a
+//! crate with the runtime's tokio, serde, serde_json, sqlx, libc and
+//! inventory built once, its target copied, then the candidate and 20
+//! lines doing one POST added and `cargo build` (debug, 2 shared cores;
+//! median of 3, wall / CPU):
+//!
+//! | client | build | crates the runtime did not build |
+//! |---|---|---|
+//! | ureq 3, default-features = false | 3.7 s / 4.9 s | 6: ureq, ureq-proto, utf8-zero, http, httparse, base64 0.23 |
+//! | hyper 1 + hyper-util + http-body-util (`http1`, `client`) | 15.5 s / 19.0 s | 9: hyper, hyper-util, http-body(-util), http, httparse, want, try-lock, atomic-waker |
+//! | reqwest 0.13, default-features = false | 23.3 s / 23.5 s | 16: the 9 of hyper, tower(-http, -layer, -service), sync_wrapper, ipnet, reqwest |
+//!
+//! ureq is well kept (3.x, 3.5 at the time of measuring) and sync: a request
+//! takes a thread of tokio's blocking pool, nothing next to an app's answer.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// How long one request may take before it is an error, not a hang.
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
@@ -83,172 +95,148 @@ pub async fn request(
     path: &str,
     body: Option<(&str, &[u8])>,
 ) -> Result<Response, HttpError> {
-    let what = format!("{method} http://{address}{path}");
-    tokio::time::timeout(REQUEST_LIMIT, exchange(address, method, path, body))
+    let url = format!("http://{address}{path}");
+    let what = format!("{method} {url}");
+    let method = ureq::http::Method::from_bytes(method.as_bytes())
+        .map_err(|error| HttpError(format!("{what}: bad method: {error}")))?;
+    let body = body.map(|(content_type, bytes)| (content_type.to_owned(), bytes.to_vec()));
+    tokio::task::spawn_blocking(move || exchange(method, &url, body))
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {} s", REQUEST_LIMIT.as_secs())))
+        .unwrap_or_else(|error| Err(format!("the request's thread ended: {error}")))
         .map_err(|error| HttpError(format!("{what}: {error}")))
 }
 
-async fn exchange(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<(&str, &[u8])>,
-) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(address)
-        .await
-        .map_err(|error| error.to_string())?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAccept: */*\r\n"
-    );
-    if let Some((content_type, bytes)) = body {
-        head.push_str(&format!(
-            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-            bytes.len()
-        ));
-    } else if matches!(method, "POST" | "PUT" | "PATCH") {
-        head.push_str("Content-Length: 0\r\n");
-    }
-    head.push_str("\r\n");
-    let mut request = head.into_bytes();
-    if let Some((_, bytes)) = body {
-        request.extend_from_slice(bytes);
-    }
-    stream
-        .write_all(&request)
-        .await
-        .map_err(|error| format!("sending the request: {error}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|error| format!("reading the answer: {error}"))?;
-    parse(&raw)
-}
-
-/// Parses a complete HTTP/1.1 answer.
-pub(crate) fn parse(raw: &[u8]) -> Result<Response, String> {
-    let end = raw
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .ok_or_else(|| {
-            if raw.is_empty() {
-                "the connection closed without an answer".to_owned()
-            } else {
-                format!(
-                    "the answer has no end of headers: {}",
-                    String::from_utf8_lossy(raw)
-                )
-            }
-        })?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|rest| rest.get(2..5))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP/1.x status line: {status_line}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let rest = &raw[end + 4..];
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
-    let body = if header("transfer-encoding").is_some_and(|value| value.contains("chunked")) {
-        dechunk(rest)?
-    } else if let Some(length) = header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| format!("bad Content-Length: {length}"))?;
-        rest.get(..length)
-            .ok_or_else(|| {
-                format!(
-                    "the answer ended after {} of {length} body bytes",
-                    rest.len()
-                )
-            })?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+/// One request per connection, as the app's readiness probe and a test's
+/// calls are: nothing pooled to go stale when the app restarts.
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .allow_non_standard_methods(true)
+                .max_idle_connections(0)
+                .timeout_global(Some(REQUEST_LIMIT))
+                .build(),
+        )
     })
 }
 
-/// The body of a `Transfer-Encoding: chunked` answer.
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|window| window == b"\r\n")
-            .ok_or("a chunk has no size line")?;
-        let size_text = String::from_utf8_lossy(&rest[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size: {size_text}"))?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        let chunk = rest.get(..size).ok_or("the answer ended inside a chunk")?;
-        body.extend_from_slice(chunk);
-        rest = rest
-            .get(size + 2..)
-            .ok_or("the answer ended after a chunk")?;
-    }
+fn exchange(
+    method: ureq::http::Method,
+    url: &str,
+    body: Option<(String, Vec<u8>)>,
+) -> Result<Response, String> {
+    let builder = ureq::http::Request::builder().method(method).uri(url);
+    let sent = match body {
+        Some((content_type, bytes)) => agent().run(
+            builder
+                .header("content-type", content_type)
+                .body(bytes)
+                .map_err(|error| error.to_string())?,
+        ),
+        None => agent().run(builder.body(()).map_err(|error| error.to_string())?),
+    };
+    let mut answer = sent.map_err(|error| match error {
+        ureq::Error::Timeout(_) => format!("no answer within {} s", REQUEST_LIMIT.as_secs()),
+        error => error.to_string(),
+    })?;
+    let headers = answer
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let bytes = answer
+        .body_mut()
+        .read_to_vec()
+        .map_err(|error| format!("reading the answer: {error}"))?;
+    Ok(Response {
+        status: answer.status().as_u16(),
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, TcpListener};
 
-    #[test]
-    fn content_length_bodies() {
-        let response = parse(
-            b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n{\"id\":1}",
+    use super::request;
+
+    /// Answers one connection with `answer` and returns what it was sent.
+    fn serve_once(
+        answer: &'static [u8],
+    ) -> (std::net::SocketAddr, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0; 4096];
+            // The request's head, then as many body bytes as it announced.
+            let complete = |received: &[u8]| {
+                let text = String::from_utf8_lossy(received).to_ascii_lowercase();
+                text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .map_or(0, |length| length.trim().parse().unwrap());
+                    body.len() >= length
+                })
+            };
+            while !complete(&received) {
+                let read = stream.read(&mut buffer).unwrap();
+                assert_ne!(read, 0, "the request ended early");
+                received.extend_from_slice(&buffer[..read]);
+            }
+            stream.write_all(answer).unwrap();
+            String::from_utf8_lossy(&received).into_owned()
+        });
+        (address, server)
+    }
+
+    #[tokio::test]
+    async fn status_headers_and_chunked_bodies() {
+        let (address, server) = serve_once(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n",
+        );
+        let response = request(
+            address,
+            "POST",
+            "/things",
+            Some(("application/json", b"{}")),
         )
+        .await
         .unwrap();
-        assert_eq!(response.status, 201);
+        let sent = server.join().unwrap();
+        assert!(sent.starts_with("POST /things HTTP/1.1\r\n"), "{sent}");
+        assert!(
+            sent.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{sent}"
+        );
+        assert_eq!(response.status, 404);
         assert_eq!(response.header("Content-Type"), Some("application/json"));
-        assert_eq!(response.json().unwrap()["id"], 1);
+        assert_eq!(response.json().unwrap()["a"], 1);
+        assert!(!response.is_success());
     }
 
-    #[test]
-    fn chunked_bodies() {
-        let response = parse(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(response.body, "Wikipedia");
-    }
-
-    #[test]
-    fn bodies_to_end_of_stream_and_broken_answers() {
-        assert_eq!(
-            parse(b"HTTP/1.0 404 Not Found\r\n\r\nnope").unwrap().body,
-            "nope"
-        );
-        assert!(parse(b"").unwrap_err().contains("closed without an answer"));
+    #[tokio::test]
+    async fn an_error_names_the_request() {
+        let (address, server) = serve_once(b"SSH-2.0-OpenSSH\r\n\r\n");
+        let error = request(address, "GET", "/health", None).await.unwrap_err();
+        server.join().unwrap();
         assert!(
-            parse(b"SSH-2.0\r\n\r\n")
-                .unwrap_err()
-                .contains("not an HTTP")
-        );
-        assert!(
-            parse(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort")
-                .unwrap_err()
-                .contains("ended after 5 of 10")
+            error
+                .to_string()
+                .starts_with(&format!("GET http://{address}/health: ")),
+            "{error}"
         );
     }
 }

@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -19,6 +20,8 @@ pub const TAIL_LINES: usize = 20;
 /// The captured output of one app, shared by its reader threads and the test.
 pub struct Logs {
     state: Mutex<State>,
+    /// Signalled when a reader reaches the end of its stream.
+    stream_ended: Condvar,
     /// Bumped on every line, so waiters wake without polling.
     lines_seen: watch::Sender<u64>,
     /// The full log on disk, when `VERILY_KEEP=1` asked for it.
@@ -31,6 +34,8 @@ struct State {
     total: u64,
     errors: Vec<String>,
     file: Option<std::fs::File>,
+    /// Output streams (of every run) still being read.
+    open_streams: usize,
 }
 
 impl Logs {
@@ -52,7 +57,9 @@ impl Logs {
                 total: 0,
                 errors: Vec::new(),
                 file,
+                open_streams: 0,
             }),
+            stream_ended: Condvar::new(),
             lines_seen: watch::channel(0).0,
             file_path,
         }
@@ -83,6 +90,37 @@ impl Logs {
             state.total
         };
         self.lines_seen.send_replace(total);
+    }
+
+    /// A reader of one output stream starts; it calls
+    /// [`stream_ended`](Self::stream_ended) at its end of stream.
+    pub fn stream_opened(&self) {
+        self.state().open_streams += 1;
+    }
+
+    /// A reader reached the end of its stream: every line is pushed.
+    pub fn stream_ended(&self) {
+        self.state().open_streams -= 1;
+        self.stream_ended.notify_all();
+    }
+
+    /// Waits up to `limit` until every stream is read to its end (the
+    /// processes writing them are gone); `false` if one is still open.
+    pub fn wait_until_read(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut state = self.state();
+        while state.open_streams > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .stream_ended
+                .wait_timeout(state, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        true
     }
 
     /// The lines in memory, oldest first.
@@ -224,5 +262,23 @@ mod tests {
         assert_eq!(logs.find_since(mark, "line"), None);
         logs.push("line new");
         assert_eq!(logs.find_since(mark, "line").as_deref(), Some("line new"));
+    }
+
+    #[test]
+    fn read_to_the_end_once_every_stream_ended() {
+        let logs = std::sync::Arc::new(Logs::new(None));
+        assert!(logs.wait_until_read(Duration::ZERO));
+        logs.stream_opened();
+        logs.stream_opened();
+        logs.stream_ended();
+        assert!(!logs.wait_until_read(Duration::from_millis(1)));
+        let reader = std::sync::Arc::clone(&logs);
+        let last = std::thread::spawn(move || {
+            reader.push("ERROR the last line");
+            reader.stream_ended();
+        });
+        assert!(logs.wait_until_read(Duration::from_secs(60)));
+        assert_eq!(logs.unexpected_errors(&[]), ["ERROR the last line"]);
+        last.join().unwrap();
     }
 }

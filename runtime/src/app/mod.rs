@@ -33,6 +33,9 @@ use process::{Running, wait_exit};
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `terminate` waits after SIGTERM before it kills, unless configured.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long the verdict waits for the app's output to be read to its end
+/// once the app is stopped (a process outside its group may hold a pipe).
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// How to start an app: the command, what its environment carries, when
 /// it counts as ready. Build one with [`App::command`] (or take the [`App`]
@@ -368,6 +371,7 @@ impl App {
             return Ok(status);
         }
         let status = self.kill_running();
+        self.read_to_end().await;
         Err(AppError(format!(
             "{} did not exit within {} of SIGTERM; killed ({})\n{}",
             self.name(),
@@ -426,6 +430,9 @@ impl App {
         let mut lines = self.inner.logs.subscribe();
         loop {
             if let Some(status) = self.exit_status() {
+                // Its last words may still be in a pipe: the message quotes them.
+                self.kill_group();
+                self.read_to_end().await;
                 return Err(AppError(format!(
                     "{} exited ({status}) before it was ready (waited for {})\n{}",
                     config.name,
@@ -443,6 +450,7 @@ impl App {
             };
             if started.elapsed() > config.ready_timeout {
                 self.kill_running();
+                self.read_to_end().await;
                 return Err(AppError(format!(
                     "{} was not ready within {}: waited for {} ({seen})\n{}",
                     config.name,
@@ -504,9 +512,32 @@ impl App {
         )
     }
 
+    /// Once the app is gone, waits (on the blocking pool) until its output
+    /// is read to the end, so a message quotes its last lines.
+    async fn read_to_end(&self) {
+        let logs = Arc::clone(&self.inner.logs);
+        let _ = tokio::task::spawn_blocking(move || logs.wait_until_read(DRAIN_LIMIT)).await;
+    }
+
+    /// Stops the app and reads what it wrote to the end, so a line logged
+    /// just before the test ended is judged too (each stream has its own
+    /// reader, which may lag behind the one that saw the test's last line).
+    fn stop_and_drain(&self) {
+        self.kill_running();
+        if !self.inner.logs.wait_until_read(DRAIN_LIMIT) {
+            eprintln!(
+                "warning: the output of {} was still open {} after it was killed (a process outside its group holds it); judged on what was read",
+                self.name(),
+                seconds(DRAIN_LIMIT)
+            );
+        }
+    }
+
     /// A passing test fails on an unexpected error line; a failing one
-    /// gets the app's last lines in its message.
+    /// gets the app's last lines in its message. The test is over: the app
+    /// is stopped first and its output read to the end.
     fn amend(&self, result: &mut TestResult) {
+        self.stop_and_drain();
         match result {
             Ok(()) => {
                 let expected = self

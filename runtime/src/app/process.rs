@@ -80,6 +80,8 @@ impl Running {
         .flatten()
         {
             let logs = Arc::clone(logs);
+            logs.stream_opened();
+            let ended = Arc::clone(&logs);
             std::thread::Builder::new()
                 .name("verily-app-output".to_owned())
                 .spawn(move || {
@@ -94,7 +96,9 @@ impl Running {
                         logs.push(&String::from_utf8_lossy(&line));
                         line.clear();
                     }
-                })?;
+                    logs.stream_ended();
+                })
+                .inspect_err(|_| ended.stream_ended())?;
         }
         let keeper = match GroupKeeper::start(child.id()) {
             Ok(keeper) => Some(keeper),

@@ -141,6 +141,88 @@ async fn cancelling_stops_the_job_and_a_new_one_still_runs(app: App, db: Db) {
     );
 }
 
+/// Any client works on `app.url()`; here reqwest, as a service's own
+/// client code would use it.
+#[verily::test]
+async fn reqwest_talks_to_the_app_on_its_url(app: App) {
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/operations", app.url()))
+        .json(&json!({ "kind": "backtest", "symbol": "USDCAD", "steps": 5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    let read: Value = client
+        .get(format!("{}/operations/{id}", app.url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&read["kind"], &read["symbol"]),
+        (&json!("backtest"), &json!("USDCAD")),
+        "{read}"
+    );
+
+    let missing = client
+        .get(format!("{}/operations/999999", app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+    let error: Value = missing.json().await.unwrap();
+    assert_eq!(error["error"], "op-999999 not found");
+}
+
+/// A restart keeps the data: the operation is read back through the API
+/// of the new process (from its row, not the old process's memory).
+#[verily::test]
+async fn an_operation_survives_a_restart(app: App, db: Db) {
+    let id = start(&app, "NZDUSD", 5).await;
+    until_status(&app, id, "COMPLETED", Duration::from_secs(10)).await;
+    let before = app
+        .get(&format!("/operations/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let pid = app.pid();
+
+    app.restart().await.unwrap();
+    assert_ne!(app.pid(), pid, "the same process still runs");
+
+    let after = app.get(&format!("/operations/{id}")).await.unwrap();
+    assert_eq!(after.status, 200, "op-{id} after the restart: {after:?}");
+    let after = after.json().unwrap();
+    for field in ["id", "kind", "symbol", "status", "progress"] {
+        assert_eq!(
+            after[field], before[field],
+            "{field} after the restart: {after} (before: {before})"
+        );
+    }
+    assert_eq!(
+        db.count_where(
+            "operations",
+            Some(&format!(
+                "id = {id} AND symbol = 'NZDUSD' AND status = 'COMPLETED' AND progress = 100"
+            ))
+        )
+        .await
+        .unwrap(),
+        1,
+        "the row of op-{id} is not COMPLETED at 100%"
+    );
+}
+
 #[verily::test]
 async fn an_invalid_payload_gets_a_clear_4xx_and_the_app_stays_up(app: App) {
     for (payload, names) in [
