@@ -142,6 +142,19 @@ async fn a_failing_test_shows_the_app_log_tail(_app: Graceful) {
     panic!("the answer was wrong");
 }
 
+shell_app!(
+    Stuck,
+    "echo ready; echo 'waiting for the ledger lock'; exec sleep 60"
+);
+
+#[verily::test(timeout = "3s")]
+async fn a_timed_out_test_shows_the_app_log_tail(app: Stuck) {
+    app.0
+        .wait_for_log("lock acquired", Duration::from_secs(60))
+        .await
+        .unwrap();
+}
+
 /// Writes its app's child pid to `$DEMO_APP_PIDS` for the suite to check.
 #[verily::test]
 async fn an_app_child_is_stopped_with_it(app: Parent) {

@@ -108,6 +108,20 @@ fn app_outcomes_messages_and_categories() -> Result<(), String> {
     );
     assert!(message(&finished, "a_failing_test_shows_the_app_log_tail").contains("  | ready"));
 
+    // A test stopped at its timeout: the report says so, with the app's
+    // last lines in the timeout's message.
+    assert_eq!(
+        outcome("a_timed_out_test_shows_the_app_log_tail"),
+        "timed_out"
+    );
+    let timed_out = message(&finished, "a_timed_out_test_shows_the_app_log_tail");
+    assert!(
+        timed_out.starts_with("timed out after 3")
+            && timed_out.contains("--- last lines of Stuck, pid ")
+            && timed_out.contains("  | ready\n  | waiting for the ledger lock"),
+        "{timed_out}"
+    );
+
     // The fixture's category applies unless the test names one.
     let category = |test: &str| finished[&format!("demo_app::{test}")]["category"].clone();
     assert_eq!(category("terminate_returns_the_exit_status"), "e2e");

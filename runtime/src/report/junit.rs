@@ -243,6 +243,7 @@ mod tests {
             earlier: Vec::new(),
             started_at: std::time::SystemTime::now(),
             services: Vec::new(),
+            timeout_note: None,
         };
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(2)));
         let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed");
@@ -286,6 +287,7 @@ mod tests {
             earlier: vec![Outcome::Failed(Failure::new("first \u{1b}[1mtry"))],
             started_at: std::time::SystemTime::now(),
             services: Vec::new(),
+            timeout_note: None,
         };
         let xml = render(&Summary::new(vec![record], 0, Duration::from_secs(1)));
         assert!(!xml.contains('\u{1b}') && !xml.contains('\u{7}'), "{xml}");

@@ -65,6 +65,8 @@ pub struct Record {
     /// The services it used (`postgres`, `redis`, a user's own), in the
     /// order it first asked: what it needs, derived rather than declared.
     pub services: Vec<&'static str>,
+    /// What its fixtures add to a timeout's message (an app's last lines).
+    pub timeout_note: Option<String>,
 }
 
 impl Record {
@@ -78,8 +80,12 @@ impl Record {
         match &self.outcome {
             Outcome::Failed(failure) => Some(failure.message.clone()),
             Outcome::TimedOut(timeout) => Some(format!(
-                "timed out after {}; the test was stopped (set `timeout = \"...\"` on the test or pass --timeout to allow more)",
-                seconds(*timeout)
+                "timed out after {}; the test was stopped (set `timeout = \"...\"` on the test or pass --timeout to allow more){}",
+                seconds(*timeout),
+                self.timeout_note
+                    .as_deref()
+                    .map(|note| format!("\n{note}"))
+                    .unwrap_or_default()
             )),
             Outcome::Skipped(reason) => Some(reason.clone()),
             Outcome::Passed | Outcome::Ignored => None,

@@ -266,6 +266,7 @@ async fn run_selection(
             earlier: Vec::new(),
             started_at: SystemTime::now(),
             services: Vec::new(),
+            timeout_note: None,
         });
         let record = records.last().expect("just pushed");
         reporter.test_finished(record);
@@ -406,6 +407,7 @@ async fn supervise(
     let started = Instant::now();
     let used = crate::fixtures::Used::default();
     let using = Arc::clone(&used);
+    let mut timeout_note = None;
     let (outcome, duration, load) = if test.own_runtime {
         let run_runtime = tokio::runtime::Handle::current();
         let mut thread = tokio::task::spawn_blocking(move || {
@@ -415,7 +417,10 @@ async fn supervise(
         // fire: stop waiting for it a little later, and leave its thread.
         let deadline = started + timeout + BLOCKED_GRACE;
         match wait(test, &mut thread, started, deadline, slow, sender).await {
-            Some(Ok(finished)) => finished,
+            Some(Ok((outcome, duration, load, note))) => {
+                timeout_note = note;
+                (outcome, duration, load)
+            }
             Some(Err(join_error)) => (
                 Outcome::Failed(Failure::new(format!(
                     "the test's thread ended: {join_error}"
@@ -462,6 +467,7 @@ async fn supervise(
         earlier: Vec::new(),
         started_at,
         services,
+        timeout_note,
     }
 }
 
@@ -491,7 +497,8 @@ async fn wait<F: std::future::Future + Unpin>(
 }
 
 /// The test on a runtime of its own, on this (blocking-pool) thread: its
-/// outcome, how long it ran, and a load test's report.
+/// outcome, how long it ran, a load test's report, and what its fixtures
+/// add to a timeout (an app's last lines).
 fn on_its_own_runtime(
     test: &'static TestDescriptor,
     timeout: Duration,
@@ -499,12 +506,12 @@ fn on_its_own_runtime(
     infrastructure: SharedInfrastructure,
     used: crate::fixtures::Used,
     run_runtime: &tokio::runtime::Handle,
-) -> (Outcome, Duration, Option<Box<LoadReport>>) {
+) -> (Outcome, Duration, Option<Box<LoadReport>>, Option<String>) {
     let runtime = match test_runtime(test) {
         Ok(runtime) => runtime,
         Err(error) => {
             let failure = Failure::new(format!("no runtime for the test: {error}"));
-            return (Outcome::Failed(failure), started.elapsed(), None);
+            return (Outcome::Failed(failure), started.elapsed(), None, None);
         }
     };
     let mut context = TestContext::new(test.name, test.category, infrastructure, used);
@@ -524,6 +531,18 @@ fn on_its_own_runtime(
         .await
     });
     let duration = started.elapsed();
+    if ran.is_err() {
+        // Stopped at its timeout: its fixtures may still say why (an app's
+        // last lines); what it borrowed stays for the end of the run.
+        let mut verdict: crate::model::TestResult = Err(Failure::new(String::new()));
+        context.amend(&mut verdict);
+        give_back_runtime(test, runtime);
+        let note = verdict
+            .err()
+            .map(|failure| failure.message.trim().to_owned())
+            .filter(|note| !note.is_empty());
+        return (Outcome::TimedOut(timeout), duration, None, note);
+    }
     // The test's own tasks end here, with its runtime; a runtime the test
     // left no task on serves the thread's next test.
     give_back_runtime(test, runtime);
@@ -531,13 +550,13 @@ fn on_its_own_runtime(
         Ok(Ok(Ok(()))) => Outcome::Passed,
         Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure))) => Outcome::Failed(failure),
         Ok(Err(Caught::Skipped(reason))) => Outcome::Skipped(reason),
-        Err(_elapsed) => return (Outcome::TimedOut(timeout), duration, None),
+        Err(_elapsed) => Outcome::TimedOut(timeout),
     };
     let load = context.held::<LoadReport>().map(Box::new);
     if context.has_anything_to_give_back() {
         run_runtime.block_on(context.finish(outcome.is_failure()));
     }
-    (outcome, duration, load)
+    (outcome, duration, load, None)
 }
 
 thread_local! {
