@@ -543,12 +543,23 @@ fn killed_runs_on_a_url_redis_leave_no_claim_or_key() {
 
     let normal = crate::support::run_with_env(
         binary,
-        &["--exact", "risk::reads_counters_written_by_another_client"],
+        &[
+            "--exact",
+            "harness::reads_counters_written_by_another_client",
+        ],
         &env.iter()
             .map(|(key, value)| (key.as_str(), value.as_str()))
             .collect::<Vec<_>>(),
     );
     assert_eq!(normal.code, 0, "{}\n{}", normal.stdout, normal.stderr);
+    // It ran its test, on the server (a name that matches nothing would run
+    // none, start nothing and clean nothing).
+    assert!(
+        normal.stdout.contains("1 passed"),
+        "{}\n{}",
+        normal.stdout,
+        normal.stderr
+    );
     // Within the TTL of the killed run's claims: they went because their
     // run is gone, not because they lapsed.
     let since = killed_at.expect("a run was killed").elapsed();

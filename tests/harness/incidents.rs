@@ -65,7 +65,7 @@ fn linkme_backend_finds_the_same_tests_as_inventory() {
     };
     let inventory = listing(&[]);
     let linkme = listing(&["verily/linkme"]);
-    assert_eq!(inventory.lines().count(), 26, "{inventory}");
+    assert_eq!(inventory.lines().count(), 28, "{inventory}");
     assert_eq!(inventory, linkme);
 }
 

@@ -168,14 +168,16 @@ fn a_forced_source_that_is_unavailable_is_an_error_not_a_fallback() {
         &["--exact", "demo_db::writes_a_thing", "--format", "json"],
         &[("VERILY_POSTGRES", "cloud")],
     );
-    let message = bogus.finished()["demo_db::writes_a_thing"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    // A value that is no source stops the run before any test starts.
+    assert_eq!(bogus.code, 101, "{}", bogus.stderr);
     assert!(
-        message.contains("use `url`, `docker` or `local`"),
-        "{message}"
+        bogus
+            .stderr
+            .contains("VERILY_POSTGRES=cloud: it takes `url`, `docker` or `local`"),
+        "{}",
+        bogus.stderr
     );
+    assert!(bogus.finished().is_empty(), "nothing ran: {}", bogus.stdout);
 }
 
 /// A server this test starts itself, reached by URL: the run touches only

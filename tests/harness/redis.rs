@@ -119,15 +119,17 @@ fn a_forced_redis_source_that_is_unavailable_is_an_error_not_a_fallback() {
         message,
         "fixture failed: VERILY_REDIS=url, but VERILY_REDIS_URL is not set"
     );
+    // A value that is no source stops the run before any test starts.
     let bogus = risk(&[], &exact, &[("VERILY_REDIS", "cloud")]);
-    let message = bogus.finished()["harness::reads_counters_written_by_another_client"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    assert_eq!(bogus.code, 101, "{}", bogus.stderr);
     assert!(
-        message.contains("use `url`, `docker` or `local`"),
-        "{message}"
+        bogus
+            .stderr
+            .contains("VERILY_REDIS=cloud: it takes `url`, `docker` or `local`"),
+        "{}",
+        bogus.stderr
     );
+    assert!(bogus.finished().is_empty(), "nothing ran: {}", bogus.stdout);
 }
 
 /// A server this test starts, holding data that is not the run's in

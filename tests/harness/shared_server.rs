@@ -406,7 +406,7 @@ impl Drop for SmallServer {
 }
 
 /// The connection budget: on a server with `max_connections = 20` where
-/// other clients hold 7 sessions, a run of 13 tests at once queues them
+/// other clients hold 7 sessions, a run of 14 tests at once queues them
 /// under what the server allows instead of failing them with "too many
 /// clients".
 #[verily::test(category = "e2e", timeout = "10m")]
@@ -415,7 +415,7 @@ fn a_small_server_queues_tests_instead_of_refusing_them() {
     let mut others = server.occupy(7);
     let run = run_bounded(
         demo_reuse(),
-        &["--test-threads", "13", "--format", "json"],
+        &["--test-threads", "14", "--format", "json"],
         &[
             ("VERILY_POSTGRES", "url"),
             ("VERILY_DATABASE_URL", &server.url),
@@ -427,7 +427,7 @@ fn a_small_server_queues_tests_instead_of_refusing_them() {
         let _ = other.wait();
     }
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.finished().len(), 13);
+    assert_eq!(run.finished().len(), 14);
     assert!(
         run.stderr.contains("at most") && run.stderr.contains("max_connections = 20"),
         "the run says how it fits the server: {}",

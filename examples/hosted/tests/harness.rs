@@ -116,6 +116,8 @@ impl Service for FileServer {
 struct Shelf {
     dir: PathBuf,
     documents: Documents,
+    /// The server's pid.
+    served_by: u32,
 }
 
 impl Shelf {
@@ -140,6 +142,7 @@ impl Fixture for Shelf {
         Ok(Shelf {
             documents: Documents::new("127.0.0.1", server.port, format!("/{name}/")),
             dir,
+            served_by: server.pid,
         })
     }
 }
@@ -212,6 +215,7 @@ async fn a_cached_document_is_served_and_cached(cached: CachedShelf) {
 /// checks that the server goes anyway).
 #[verily::test(ignore = "run by the suite, which kills it")]
 async fn holds_the_server_until_killed(shelf: Shelf) {
+    println!("served by pid {}", shelf.served_by);
     println!("holding {}", shelf.dir.display());
     std::future::pending::<()>().await;
 }

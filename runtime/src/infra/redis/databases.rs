@@ -42,6 +42,11 @@ pub struct Databases {
     /// On a shared server, the databases this run claimed (leased or in
     /// the pool), refreshed until the end of the run.
     claimed: Arc<std::sync::Mutex<BTreeSet<u32>>>,
+    /// The databases tests hold now (checked out, not given back).
+    leased: std::sync::Mutex<BTreeSet<u32>>,
+    /// Set once the run shuts down; a claim holds it for reading, so none
+    /// is half made (a claim without its owner record) when shutdown looks.
+    closed: tokio::sync::RwLock<bool>,
     refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -95,6 +100,8 @@ impl Databases {
             waiting: Mutex::new(waiting),
             in_circulation: AtomicUsize::new(count),
             claimed,
+            leased: std::sync::Mutex::new(BTreeSet::new()),
+            closed: tokio::sync::RwLock::new(false),
             refresher,
         }
     }
@@ -116,17 +123,22 @@ impl Databases {
                 return Err(InfraError::new("the run's Redis is shutting down"));
             };
             if self.is_claimed(database) {
+                self.lease(database);
                 return Ok(database);
             }
             if self.claim(database).await? {
-                self.claimed
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(database);
+                self.lease(database);
                 return Ok(database);
             }
             self.in_circulation.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    fn lease(&self, database: u32) {
+        self.leased
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(database);
     }
 
     fn is_claimed(&self, database: u32) -> bool {
@@ -142,6 +154,10 @@ impl Databases {
     async fn claim(&self, database: u32) -> Result<bool, InfraError> {
         if self.ownership == Ownership::Run {
             return Ok(true);
+        }
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err(InfraError::new("the run's Redis is shutting down"));
         }
         let mut admin = self.admin.clone();
         let claimed: Option<String> = ::redis::cmd("SET")
@@ -181,6 +197,14 @@ impl Databases {
             .set(owner_key(database), &self.run)
             .await
             .map_err(redis_error("cannot record a claim"))?;
+        // Recorded before the guard goes, so that shutdown sees it (as
+        // leased: its caller hands it to a test).
+        self.claimed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(database);
+        self.lease(database);
+        drop(closed);
         Ok(true)
     }
 
@@ -275,6 +299,37 @@ impl Databases {
             // holds a dead run's keys; a live run's claim makes it fail.
             if matches!(self.claim(database).await, Ok(true)) {
                 let _: Result<(), _> = admin.del(&[owner_key(database), claim_key(database)]).await;
+                self.claimed
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remove(&database);
+                self.leased
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remove(&database);
+            }
+        }
+        // A run killed between claiming a database and recording itself its
+        // owner left a claim with no owner record: drop it too when its run
+        // is gone (the claim names its run).
+        let Some(live) = live else {
+            return;
+        };
+        let mut claims: Vec<String> = Vec::new();
+        {
+            let Ok(mut keys) = admin.scan_match::<_, String>("verily:lease:*").await else {
+                return;
+            };
+            while let Some(Ok(key)) = keys.next_item().await {
+                claims.push(key);
+            }
+        }
+        for claim in claims {
+            if let Some(database) = claim
+                .strip_prefix("verily:lease:")
+                .and_then(|number| number.parse::<u32>().ok())
+            {
+                self.release_dead_claim(database, &live).await;
             }
         }
     }
@@ -303,6 +358,10 @@ impl Databases {
         if keep {
             return;
         }
+        self.leased
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&database);
         if let Err(error) = self.flush(database).await {
             eprintln!("redis: {error}; the database leaves the pool");
             self.in_circulation.fetch_sub(1, Ordering::SeqCst);
@@ -321,6 +380,8 @@ impl Databases {
         if self.ownership == Ownership::Run {
             return;
         }
+        // Waits for a claim under way, and refuses those that come later.
+        *self.closed.write().await = true;
         let claimed: Vec<u32> = self
             .claimed
             .lock()
@@ -329,9 +390,23 @@ impl Databases {
             .copied()
             .filter(|database| !kept.contains(database))
             .collect();
+        let leased = self
+            .leased
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         let mut admin = self.admin.clone();
         for database in claimed {
-            if self.flush(database).await.is_ok() {
+            if self.flush(database).await.is_err() {
+                continue;
+            }
+            if leased.contains(&database) {
+                // A test still holds it (stopped at its timeout, or running
+                // while a signal ends the run) and may write after this
+                // flush: the owner record stays, so the next run flushes
+                // it before anyone uses it; the claim goes.
+                let _: Result<(), _> = admin.del(claim_key(database)).await;
+            } else {
                 let _: Result<(), _> = admin.del(&[owner_key(database), claim_key(database)]).await;
             }
         }
