@@ -94,6 +94,38 @@ pub fn private_target(label: &str) -> PathBuf {
             "cannot seed {} from target/debug",
             private.display()
         );
+        // Cargo rewrites fingerprint files in place: hard-linked, a build
+        // here would rewrite the shared target's too. They are small: copy
+        // them instead.
+        let fingerprints = private.join("debug/.fingerprint");
+        let _ = std::fs::remove_dir_all(&fingerprints);
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(shared.join("debug/.fingerprint"))
+            .arg(&fingerprints)
+            .status();
+        assert!(
+            copied.is_ok_and(|status| status.success()),
+            "cannot copy the fingerprints into {}",
+            private.display()
+        );
+        // The example's harness names its app with env!("CARGO_BIN_EXE_..."),
+        // an absolute path fixed when it compiles: a harness linked in from
+        // target/debug would start target/debug's operations-api, which the
+        // suite's other tests rebuild with incident features at any moment.
+        // Without the example's fingerprints, it is compiled here, naming
+        // this target's binary.
+        if let Ok(entries) = std::fs::read_dir(&fingerprints) {
+            for entry in entries.filter_map(Result::ok) {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("operations-")
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
     }
     private
 }
