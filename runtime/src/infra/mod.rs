@@ -145,7 +145,19 @@ trait StartedService: Send + Sync {
 impl<S: Service> StartedService for Slot<S> {
     fn shutdown(&self, keep: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            match self.get() {
+            // A service still starting (a signal came while PostgreSQL
+            // migrated its template) is waited for, then stopped: its start
+            // runs on, on the run's runtime, and would otherwise leave what
+            // it makes after the teardown. One never asked for is marked so.
+            let held = self
+                .get_or_init(|| async {
+                    Err(InfraError::new(format!(
+                        "{}: the run is shutting down",
+                        S::NAME
+                    )))
+                })
+                .await;
+            match Some(held) {
                 Some(Ok(Held {
                     service,
                     attached: Some(_),
