@@ -58,8 +58,9 @@ pub fn snapshot() -> Snapshot {
     Snapshot { entries }
 }
 
-/// The lock files of the cluster nextest's processes share
-/// (`shared-<key>.clients`, `shared-<key>.start`): empty, and kept on
+/// The lock files of the cluster and the services nextest's processes
+/// share (`shared-<key>.clients`, `shared-<key>.start`, and `hosted-` ones
+/// for Redis and users' services): empty, and kept on
 /// purpose, since removing a file another process may hold a lock on would
 /// let two keepers start (the README's nextest section says so). Anything
 /// else the keeper made (its address, its log, its cluster) must go.
@@ -67,7 +68,8 @@ fn kept_on_purpose(path: &Path) -> bool {
     let Some(name) = path.file_name().map(|name| name.to_string_lossy()) else {
         return false;
     };
-    name.starts_with("shared-") && (name.ends_with(".clients") || name.ends_with(".start"))
+    (name.starts_with("shared-") || name.starts_with("hosted-"))
+        && (name.ends_with(".clients") || name.ends_with(".start"))
 }
 
 /// A process that is the driver's child though the driver did not start
