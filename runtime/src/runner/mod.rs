@@ -433,20 +433,10 @@ async fn supervise(
     } else {
         let mut task = tokio::spawn(async move {
             let mut context = TestContext::new(test.name, test.category, infrastructure, using);
-            let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
-                Ok(verdict) => Ok(verdict),
-                Err(Caught::Panicked(failure)) => Ok(Err(failure)),
-                Err(skipped) => Err(skipped),
-            };
-            result.map(|mut verdict| {
-                context.amend(&mut verdict);
-                verdict
-            })
+            run_body(test, &mut context).await
         });
         let outcome = match wait(test, &mut task, started, started + timeout, slow, sender).await {
-            Some(Ok(Ok(Ok(())))) => Outcome::Passed,
-            Some(Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure)))) => Outcome::Failed(failure),
-            Some(Ok(Err(Caught::Skipped(reason)))) => Outcome::Skipped(reason),
+            Some(Ok(ran)) => outcome_of(ran),
             Some(Err(join_error)) => {
                 Outcome::Failed(Failure::new(format!("the test's task ended: {join_error}")))
             }
@@ -515,21 +505,8 @@ fn on_its_own_runtime(
         }
     };
     let mut context = TestContext::new(test.name, test.category, infrastructure, used);
-    let ran = runtime.block_on(async {
-        tokio::time::timeout(timeout, async {
-            let result = match panic::CatchPanic::new((test.run)(&mut context)).await {
-                Ok(verdict) => Ok(verdict),
-                Err(Caught::Panicked(failure)) => Ok(Err(failure)),
-                Err(skipped) => Err(skipped),
-            };
-            // Fixtures may judge the body's verdict (an app that logged an error).
-            result.map(|mut verdict| {
-                context.amend(&mut verdict);
-                verdict
-            })
-        })
-        .await
-    });
+    let ran = runtime
+        .block_on(async { tokio::time::timeout(timeout, run_body(test, &mut context)).await });
     let duration = started.elapsed();
     if ran.is_err() {
         // Stopped at its timeout: its fixtures may still say why (an app's
@@ -547,9 +524,7 @@ fn on_its_own_runtime(
     // left no task on serves the thread's next test.
     give_back_runtime(test, runtime);
     let outcome = match ran {
-        Ok(Ok(Ok(()))) => Outcome::Passed,
-        Ok(Ok(Err(failure)) | Err(Caught::Panicked(failure))) => Outcome::Failed(failure),
-        Ok(Err(Caught::Skipped(reason))) => Outcome::Skipped(reason),
+        Ok(ran) => outcome_of(ran),
         Err(_elapsed) => Outcome::TimedOut(timeout),
     };
     let load = context.held::<LoadReport>().map(Box::new);
@@ -557,6 +532,32 @@ fn on_its_own_runtime(
         run_runtime.block_on(context.finish(outcome.is_failure()));
     }
     (outcome, duration, load, None)
+}
+
+/// The test's body with its panics caught, then its fixtures' judgement
+/// of the verdict (an app that logged an error); `Err` when it skipped.
+async fn run_body(
+    test: &'static TestDescriptor,
+    context: &mut TestContext,
+) -> Result<crate::model::TestResult, Caught> {
+    let result = match panic::CatchPanic::new((test.run)(context)).await {
+        Ok(verdict) => Ok(verdict),
+        Err(Caught::Panicked(failure)) => Ok(Err(failure)),
+        Err(skipped) => Err(skipped),
+    };
+    result.map(|mut verdict| {
+        context.amend(&mut verdict);
+        verdict
+    })
+}
+
+/// What a body that ran (or skipped itself) comes to.
+fn outcome_of(ran: Result<crate::model::TestResult, Caught>) -> Outcome {
+    match ran {
+        Ok(Ok(())) => Outcome::Passed,
+        Ok(Err(failure)) | Err(Caught::Panicked(failure)) => Outcome::Failed(failure),
+        Err(Caught::Skipped(reason)) => Outcome::Skipped(reason),
+    }
 }
 
 thread_local! {

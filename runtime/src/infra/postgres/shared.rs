@@ -33,12 +33,6 @@ use crate::infra::hosted::{self, Files};
 /// Set in the keeper's environment: the key of the cluster it keeps.
 const KEEPER: &str = "VERILY_SHARED_KEEPER";
 
-/// Whether this process should use the shared cluster: under nextest, or
-/// with `VERILY_SHARED=1`; `VERILY_SHARED=0` turns it off.
-pub fn requested() -> bool {
-    hosted::requested()
-}
-
 /// In the keeper process (the harness re-executed), keeps the cluster and
 /// never returns; elsewhere returns at once.
 pub fn keep_if_keeper() {

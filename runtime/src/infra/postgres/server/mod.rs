@@ -11,7 +11,7 @@ pub mod url;
 
 use sqlx::postgres::PgConnectOptions;
 
-use super::shared::{self, SharedCluster};
+use super::shared::SharedCluster;
 use crate::config::Config;
 use crate::infra::InfraError;
 use crate::infra::source::{self, Chosen, Source};
@@ -81,7 +81,7 @@ impl Server {
         // cluster running, and need to look for nothing else.
         if url.is_none()
             && forced.is_none_or(|source| source == Source::Local)
-            && shared::requested()
+            && crate::infra::hosted::requested()
             && let Some(cluster) = crate::infra::process::blocking(SharedCluster::attach_running)?
         {
             return Ok(Server::Shared(cluster));
@@ -122,7 +122,7 @@ impl Server {
                         local::SEARCHED
                     ))
                 })?;
-                if shared::requested() {
+                if crate::infra::hosted::requested() {
                     crate::infra::process::blocking(|| SharedCluster::attach(binaries))
                         .map(Server::Shared)
                 } else {
@@ -151,7 +151,10 @@ impl Server {
 /// would cost seconds per test, one local cluster is shared by all of them.
 fn choose_unforced(config: &Config) -> Result<Chosen<local::Binaries>, InfraError> {
     let binaries = local::find_binaries();
-    if let Some(binaries) = binaries.clone().filter(|_| shared::requested()) {
+    if let Some(binaries) = binaries
+        .clone()
+        .filter(|_| crate::infra::hosted::requested())
+    {
         return Ok(Chosen::Local(binaries));
     }
     source::choose(binaries, config.image()).map_err(|docker| {
